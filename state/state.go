@@ -1,0 +1,101 @@
+package state
+
+// SKELETON: the state helper fills this package; the names below are the
+// contract the dispatcher codes against (add, never remove/rename).
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// Version is the current state file format version.
+const Version = 1
+
+// Phase is where a tracked job stands.
+type Phase string
+
+// Phases of a tracked job, in order.
+const (
+	// PhasePending: acquired and admitted, nothing created yet. The record
+	// carries the resource name that Provision will use (intent).
+	PhasePending Phase = "pending"
+	// PhaseProvisioned: the resource exists, the job is not handed over.
+	PhaseProvisioned Phase = "provisioned"
+	// PhaseLaunched: handed over, real start not yet observed.
+	PhaseLaunched Phase = "launched"
+	// PhaseRunning: really started (trace grew, or no trace watch).
+	PhaseRunning Phase = "running"
+	// PhaseDecommissioning: the job is over (or failed to launch); the
+	// resource must be deleted. Failure reports still owed are recorded in
+	// PendingFailure.
+	PhaseDecommissioning Phase = "decommissioning"
+)
+
+// Key identifies a tracked job.
+type Key struct {
+	// Runner is the runner's short id (config.Runner.ShortID).
+	Runner string `json:"runner"`
+	JobID  int64  `json:"job_id"`
+}
+
+// Job is one tracked job as persisted. It is a plain data struct, separate
+// from config and API types; Token is the job token in clear (the file is
+// 0600).
+type Job struct {
+	Runner         string          `json:"runner"`
+	JobID          int64           `json:"job_id"`
+	Token          string          `json:"token"`
+	ProjectID      int64           `json:"project_id,omitempty"`
+	Flavor         string          `json:"flavor,omitempty"`
+	ExpectedWeight float64         `json:"expected_weight"`
+	Weight         float64         `json:"weight,omitempty"`
+	TraceOffset    int64           `json:"trace_offset"`
+	Phase          Phase           `json:"phase"`
+	ResourceName   string          `json:"resource_name"`
+	Resource       json.RawMessage `json:"resource,omitempty"`
+	// Payload is the full job payload, kept until the job is launched so a
+	// restart can launch it again.
+	Payload json.RawMessage `json:"payload,omitempty"`
+	// PendingFailure, when set, is a failure report still owed to the
+	// coordinator ({reason, message}).
+	PendingFailure *Failure  `json:"pending_failure,omitempty"`
+	AcquiredAt     time.Time `json:"acquired_at"`
+	StartedAt      time.Time `json:"started_at,omitzero"`
+	FinishedAt     time.Time `json:"finished_at,omitzero"`
+	// KeepResource marks a resource kept on purpose
+	// (paas_finished_jobs_keep_resources, paas_decommission_launch_failures
+	// = false): tracked, not deleted, not counted in the quota.
+	KeepResource bool `json:"keep_resource,omitempty"`
+}
+
+// Key returns the job's key.
+func (j *Job) Key() Key { return Key{Runner: j.Runner, JobID: j.JobID} }
+
+// Failure is a failure report owed to the coordinator.
+type Failure struct {
+	Reason  string `json:"reason"`
+	Message string `json:"message"`
+}
+
+// File is the whole state file.
+type File struct {
+	Version int       `json:"version"`
+	SavedAt time.Time `json:"saved_at"`
+	Jobs    []Job     `json:"jobs"`
+}
+
+// Store persists tracked jobs. Put and Delete are cheap in-memory updates;
+// a background writer coalesces them (at most one write in flight, latest
+// state wins). Sync blocks until every change made before it is durable.
+// Implementations are safe for concurrent use.
+type Store interface {
+	// Load returns what was persisted (an empty File when nothing was).
+	Load() (*File, error)
+	Put(j Job)
+	Delete(k Key)
+	// Sync waits until all earlier Put/Delete calls are on disk.
+	Sync(ctx context.Context) error
+	// Close flushes and stops the writer.
+	Close(ctx context.Context) error
+}
