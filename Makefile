@@ -5,7 +5,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 REVISION ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.revision=$(REVISION)
 
-.PHONY: build test lint dev bench chaos fuzz deb clean
+.PHONY: build test lint dev bench chaos fuzz deb packaging-check clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/paas-runner
@@ -29,3 +29,19 @@ bench:
 
 clean:
 	rm -rf bin dist
+
+## deb: Debian package with nfpm (installed with `go install` when missing).
+NFPM_VERSION ?= v2.45.2
+ARCH         ?= $(shell $(GO) env GOARCH)
+DEB_VERSION  ?= $(shell echo $(VERSION) | sed -e 's/^v//' -e 's/^\([^0-9]\)/0.0.0~\1/')
+deb: build
+	mkdir -p dist
+	./$(BIN) manpage | gzip -9n > dist/paas-runner.1.gz
+	@command -v nfpm >/dev/null 2>&1 || $(GO) install github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
+	VERSION=$(DEB_VERSION) ARCH=$(ARCH) PATH="$$PATH:$$($(GO) env GOPATH)/bin" \
+	  nfpm package --config packaging/deb/nfpm.yaml --packager deb --target dist/
+	@ls -1 dist/*.deb
+
+## packaging-check: verify the systemd unit and the .deb contents.
+packaging-check: deb
+	packaging/check.sh

@@ -34,6 +34,7 @@ func newApp() *cli.App {
 			execJobCommand(),
 			devCommand(),
 			versionCommand(),
+			manpageCommand(),
 		},
 	}
 }
