@@ -74,6 +74,11 @@ type Config struct {
 	QuotaComputation *QuotaComputation `toml:"quota_computation"`
 	// Runners lists the registered runners, in file order.
 	Runners []Runner `toml:"runners"`
+
+	// notices are non-fatal remarks of Parse (see Notices).
+	notices []string
+	// problems are the unknown keys found by Parse, reported by Validate.
+	problems []Problem
 }
 
 // QuotaComputation is the `[quota_computation]` table: the weighted quota is

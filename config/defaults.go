@@ -35,7 +35,32 @@ const (
 
 	DefaultLocalDockerHost = "unix:///var/run/docker.sock"
 	DefaultWorkRoot        = "/var/lib/paas-runner/jobs"
+
+	// DefaultLocalDefaultFlavor is the flavor of local jobs that ask for none;
+	// it is also the only flavor of the implicit local table (see
+	// DefaultLocalFlavors).
+	DefaultLocalDefaultFlavor = "M"
+	// DefaultListenPort is appended to a listen_address given without port,
+	// as gitlab-runner does.
+	DefaultListenPort = "9252"
 )
+
+// DefaultTraceWatch returns the defaults of a `[runners.paas_job_trace_watch]`
+// table that is present in the file (the table itself is optional).
+func DefaultTraceWatch() *TraceWatch {
+	return &TraceWatch{
+		TimeoutSeconds: DefaultTraceWatchTimeout,
+		PollStep:       DefaultTraceWatchPollStep,
+		FailureReason:  DefaultTraceWatchFailureReason,
+	}
+}
+
+// DefaultLocalFlavors returns the flavor table of local executors that have
+// no local_flavors: one flavor "M" of 1 GiB, hence weight 1 for every job,
+// as the Heptapod local-docker executor did (reference §9.1).
+func DefaultLocalFlavors() map[string]Flavor {
+	return map[string]Flavor{DefaultLocalDefaultFlavor: {MemoryMiB: 1024, CPUs: 1}}
+}
 
 // Default returns a Config holding every global default. Decode a file on top
 // of it; runners get their defaults from DefaultRunner, applied by Load.
@@ -56,7 +81,8 @@ func Default() *Config {
 
 // DefaultRunner returns a Runner holding every per-runner default.
 // cc_flavor_name_prefix defaults to "<cc_flavor_context>-" and is derived by
-// Load once the context is known.
+// Load once the context is known; `host` of local-docker runners defaults to
+// $DOCKER_HOST, else DefaultLocalDockerHost, also applied by Load.
 func DefaultRunner() Runner {
 	return Runner{
 		HeptapodRunnerMainImage:          DefaultHeptapodRunnerMainImage,
@@ -76,5 +102,6 @@ func DefaultRunner() Runner {
 		CCOrgaIDAttribute:                DefaultCCOrgaIDAttribute,
 		CCOrgaTokenAttribute:             DefaultCCOrgaTokenAttribute,
 		WorkRoot:                         DefaultWorkRoot,
+		LocalDefaultFlavor:               DefaultLocalDefaultFlavor,
 	}
 }
