@@ -1,16 +1,29 @@
 package state
 
-// SKELETON: the state helper fills this package; the names below are the
-// contract the dispatcher codes against (add, never remove/rename).
-
 import (
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
+	"slices"
 	"time"
 )
 
 // Version is the current state file format version.
 const Version = 1
+
+// Sentinel errors returned when a state file cannot be used.
+var (
+	// ErrCorrupt marks a state file that is not valid JSON of a known
+	// layout (truncated, garbage, empty). The file is left untouched.
+	ErrCorrupt = errors.New("corrupt state file")
+	// ErrUnsupportedVersion marks a state file written by a newer
+	// paas-runner (its "version" is greater than Version).
+	ErrUnsupportedVersion = errors.New("unsupported state file version")
+	// ErrClosed is returned by Sync when the store is closed with changes
+	// that were never written.
+	ErrClosed = errors.New("state store closed")
+)
 
 // Phase is where a tracked job stands.
 type Phase string
@@ -72,6 +85,23 @@ type Job struct {
 // Key returns the job's key.
 func (j *Job) Key() Key { return Key{Runner: j.Runner, JobID: j.JobID} }
 
+// HasResource reports whether a resource dump is recorded for the job.
+func (j *Job) HasResource() bool {
+	return len(j.Resource) > 0 && string(j.Resource) != "null"
+}
+
+// clone returns a deep copy of j, so that neither the caller nor the store
+// can mutate the other's byte slices.
+func (j Job) clone() Job {
+	j.Resource = slices.Clone(j.Resource)
+	j.Payload = slices.Clone(j.Payload)
+	if j.PendingFailure != nil {
+		f := *j.PendingFailure
+		j.PendingFailure = &f
+	}
+	return j
+}
+
 // Failure is a failure report owed to the coordinator.
 type Failure struct {
 	Reason  string `json:"reason"`
@@ -85,10 +115,26 @@ type File struct {
 	Jobs    []Job     `json:"jobs"`
 }
 
+// SortJobs orders jobs by runner, then job id: the order of Load and of the
+// file.
+func SortJobs(jobs []Job) {
+	slices.SortFunc(jobs, func(a, b Job) int {
+		return cmp.Or(cmp.Compare(a.Runner, b.Runner), cmp.Compare(a.JobID, b.JobID))
+	})
+}
+
 // Store persists tracked jobs. Put and Delete are cheap in-memory updates;
 // a background writer coalesces them (at most one write in flight, latest
 // state wins). Sync blocks until every change made before it is durable.
 // Implementations are safe for concurrent use.
+//
+// Load returns the jobs the store currently holds: right after opening,
+// what was persisted; later, that plus every Put and minus every Delete.
+// Jobs are sorted by runner then job id and are copies the caller may
+// modify. Put replaces the job with the same Key. Deleting an unknown key is
+// a no-op. Sync returns the error of a failed write that should have
+// contained its changes (the writer keeps retrying in the background), or
+// ctx's error. Close is idempotent; Put and Delete after Close are ignored.
 type Store interface {
 	// Load returns what was persisted (an empty File when nothing was).
 	Load() (*File, error)

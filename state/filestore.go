@@ -1,0 +1,426 @@
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+)
+
+// Default retry back-off of a failed state write.
+const (
+	DefaultRetryMin = 100 * time.Millisecond
+	DefaultRetryMax = 30 * time.Second
+)
+
+// FileMode is the mode of the state file and of its backups: it holds job
+// tokens.
+const FileMode fs.FileMode = 0o600
+
+type options struct {
+	runners    map[string]string
+	retryMin   time.Duration
+	retryMax   time.Duration
+	now        func() time.Time
+	writeFile  func(path string, data []byte) error
+	backupName func(path string) string
+}
+
+// Option tunes Open.
+type Option func(*options)
+
+// WithHeptapodRunners maps Heptapod runner names (token[:8]) to runner short
+// ids, used when the file to open is a Heptapod PAAS Runner state file.
+func WithHeptapodRunners(runners map[string]string) Option {
+	return func(o *options) { o.runners = runners }
+}
+
+// WithRetryBackoff sets the back-off between retries of a failed write: it
+// starts at minDelay and doubles up to maxDelay.
+func WithRetryBackoff(minDelay, maxDelay time.Duration) Option {
+	return func(o *options) { o.retryMin, o.retryMax = minDelay, maxDelay }
+}
+
+// WithClock sets the clock that stamps saved_at.
+func WithClock(now func() time.Time) Option {
+	return func(o *options) { o.now = now }
+}
+
+// FileStore is the Store backed by a state file. Open it with Open.
+//
+// One background goroutine owns the writes: Put and Delete only update the
+// in-memory map, bump a generation counter and wake the writer, which
+// snapshots the map and writes the whole file atomically. Changes made
+// while a write is in flight are coalesced into the next one.
+type FileStore struct {
+	path     string
+	log      logrus.FieldLogger
+	opts     options
+	warnings []string
+
+	wake      chan struct{} // capacity 1: "there are changes"
+	stop      chan struct{} // closed by Close
+	done      chan struct{} // closed when the writer exits
+	closeOnce sync.Once
+
+	mu sync.Mutex
+	// Fields below are guarded by mu.
+	jobs      map[Key]Job
+	gen       uint64        // bumped by every Put and Delete
+	durable   uint64        // highest generation successfully written
+	failedGen uint64        // generation of the last failed write, 0 after a success
+	lastErr   error         // error of the last failed write
+	progress  chan struct{} // closed (and replaced) after every write attempt
+	closed    bool          // Close called: Put and Delete are ignored
+	stopped   bool          // the writer exited
+	savedAt   time.Time     // saved_at of the last file read or written
+}
+
+var _ Store = (*FileStore)(nil)
+
+// Open loads the state file at path and starts its writer. A missing file
+// gives an empty store (the file is created on the first change). The file
+// is never deleted; an existing one is made mode 0600. A file that cannot be
+// decoded (corrupt, truncated, newer version) makes Open fail with an error
+// naming the file, which is left byte-for-byte untouched. A Heptapod PAAS
+// Runner file is imported (see ImportHeptapod): a copy of the original is
+// kept as <path>.heptapod-backup and the converted state is written at once.
+func Open(path string, log logrus.FieldLogger, opts ...Option) (*FileStore, error) {
+	o := options{
+		retryMin:   DefaultRetryMin,
+		retryMax:   DefaultRetryMax,
+		now:        time.Now,
+		writeFile:  WriteFileAtomic,
+		backupName: func(p string) string { return p + ".heptapod-backup" },
+	}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	s := &FileStore{
+		path:     path,
+		log:      log.WithField("state_file", path),
+		opts:     o,
+		wake:     make(chan struct{}, 1),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+		jobs:     map[Key]Job{},
+		progress: make(chan struct{}),
+	}
+	if err := s.load(); err != nil {
+		return nil, err
+	}
+	go s.run()
+	if s.gen > 0 {
+		s.notify()
+	}
+	return s, nil
+}
+
+func (s *FileStore) load() error {
+	dir := filepath.Dir(s.path)
+	if st, err := os.Stat(dir); err != nil {
+		return fmt.Errorf("state file directory: %w", err)
+	} else if !st.IsDir() {
+		return fmt.Errorf("state file directory %s: not a directory", dir)
+	}
+	data, err := os.ReadFile(s.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		s.log.Info("no state file yet: starting with no tracked job")
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read state file: %w", err)
+	}
+	f, warnings, heptapod, err := decode(data, s.opts.runners)
+	if err != nil {
+		return fmt.Errorf("state file %s (left untouched): %w", s.path, err)
+	}
+	if err := ensureMode(s.path); err != nil {
+		return err
+	}
+	s.warnings = warnings
+	for _, w := range warnings {
+		s.log.Warn(w)
+	}
+	for _, j := range f.Jobs {
+		s.jobs[j.Key()] = j
+	}
+	s.savedAt = f.SavedAt
+	if heptapod {
+		backup := s.backupPath()
+		if err := s.opts.writeFile(backup, data); err != nil {
+			return fmt.Errorf("back up heptapod state file: %w", err)
+		}
+		s.log.WithField("backup", backup).Warn("imported a Heptapod PAAS Runner state file; it will be rewritten in paas-runner's format")
+		s.gen = 1 // write the converted state right away
+	}
+	s.log.WithField("jobs", len(s.jobs)).Info("state file loaded")
+	return nil
+}
+
+func (s *FileStore) backupPath() string {
+	p := s.opts.backupName(s.path)
+	if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
+		return p
+	}
+	return p + "." + s.opts.now().UTC().Format("20060102T150405.000000000")
+}
+
+// ensureMode makes an existing state file mode 0600.
+func ensureMode(path string) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("stat state file: %w", err)
+	}
+	if st.Mode().Perm() != FileMode {
+		if err := os.Chmod(path, FileMode); err != nil {
+			return fmt.Errorf("restrict state file mode: %w", err)
+		}
+	}
+	return nil
+}
+
+// Path returns the state file's path.
+func (s *FileStore) Path() string { return s.path }
+
+// Warnings returns what Open could not map exactly when importing (see
+// ImportHeptapod); they were also logged.
+func (s *FileStore) Warnings() []string { return s.warnings }
+
+// Load implements Store.
+func (s *FileStore) Load() (*File, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return snapshotLocked(s.jobs, s.savedAt), nil
+}
+
+func snapshotLocked(m map[Key]Job, savedAt time.Time) *File {
+	jobs := make([]Job, 0, len(m))
+	for _, j := range m {
+		jobs = append(jobs, j.clone())
+	}
+	SortJobs(jobs)
+	return &File{Version: Version, SavedAt: savedAt, Jobs: jobs}
+}
+
+// Put implements Store.
+func (s *FileStore) Put(j Job) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		s.log.WithField("job_id", j.JobID).Error("state store closed: change not recorded")
+		return
+	}
+	s.jobs[j.Key()] = j.clone()
+	s.gen++
+	s.mu.Unlock()
+	s.notify()
+}
+
+// Delete implements Store.
+func (s *FileStore) Delete(k Key) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		s.log.WithField("job_id", k.JobID).Error("state store closed: change not recorded")
+		return
+	}
+	if _, ok := s.jobs[k]; !ok {
+		s.mu.Unlock()
+		return
+	}
+	delete(s.jobs, k)
+	s.gen++
+	s.mu.Unlock()
+	s.notify()
+}
+
+func (s *FileStore) notify() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Sync implements Store: it waits until a write containing every change made
+// before the call succeeded. If such a write failed, it returns that error
+// at once (the writer keeps retrying).
+func (s *FileStore) Sync(ctx context.Context) error {
+	s.mu.Lock()
+	target := s.gen
+	for {
+		switch {
+		case s.durable >= target:
+			s.mu.Unlock()
+			return nil
+		case s.stopped:
+			err := errors.Join(ErrClosed, s.lastErr)
+			s.mu.Unlock()
+			return fmt.Errorf("sync state file %s: %w", s.path, err)
+		case s.lastErr != nil && s.failedGen >= target:
+			err := s.lastErr
+			s.mu.Unlock()
+			return fmt.Errorf("sync state file %s: %w", s.path, err)
+		}
+		ch := s.progress
+		s.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("sync state file %s: %w", s.path, context.Cause(ctx))
+		case <-ch:
+		}
+		s.mu.Lock()
+	}
+}
+
+// Close implements Store: it stops accepting changes, waits (up to ctx) for
+// the pending ones to be written, then stops the writer. Changes that could
+// not be written are reported in the error.
+func (s *FileStore) Close(ctx context.Context) error {
+	var err error
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		err = s.Sync(ctx)
+		close(s.stop)
+		<-s.done
+		s.mu.Lock()
+		s.stopped = true
+		close(s.progress)
+		s.progress = make(chan struct{})
+		s.mu.Unlock()
+		if err != nil {
+			s.log.WithError(err).Error("state store closed with unwritten changes")
+		}
+	})
+	return err
+}
+
+// run is the writer goroutine.
+func (s *FileStore) run() {
+	defer close(s.done)
+	var (
+		delay time.Duration
+		timer *time.Timer
+	)
+	for {
+		if timer == nil {
+			select {
+			case <-s.stop:
+				return
+			case <-s.wake:
+			}
+		} else {
+			// Back off after a failure; changes keep accumulating.
+			select {
+			case <-s.stop:
+				timer.Stop()
+				return
+			case <-timer.C:
+			}
+			timer = nil
+		}
+		if s.writeOnce() {
+			delay = 0
+			continue
+		}
+		delay = min(max(2*delay, s.opts.retryMin), s.opts.retryMax)
+		timer = time.NewTimer(delay)
+	}
+}
+
+// writeOnce writes the current state if it changed since the last
+// successful write; it reports success.
+func (s *FileStore) writeOnce() bool {
+	s.mu.Lock()
+	if s.durable >= s.gen {
+		s.mu.Unlock()
+		return true
+	}
+	gen := s.gen
+	jobs := make([]Job, 0, len(s.jobs))
+	for _, j := range s.jobs {
+		jobs = append(jobs, j) // stored jobs are never mutated: no clone needed
+	}
+	s.mu.Unlock()
+
+	now := s.opts.now().UTC()
+	data, err := Encode(&File{SavedAt: now, Jobs: jobs})
+	if err == nil {
+		err = s.opts.writeFile(s.path, data)
+	}
+
+	s.mu.Lock()
+	recovered := err == nil && s.lastErr != nil
+	if err != nil {
+		s.lastErr, s.failedGen = err, gen
+	} else {
+		s.lastErr, s.failedGen = nil, 0
+		s.durable, s.savedAt = gen, now
+	}
+	close(s.progress)
+	s.progress = make(chan struct{})
+	s.mu.Unlock()
+
+	switch {
+	case err != nil:
+		s.log.WithError(err).Error("write state file failed; retrying")
+	case recovered:
+		s.log.Info("state file written again after failures")
+	default:
+		s.log.WithField("jobs", len(jobs)).Debug("state file written")
+	}
+	return err == nil
+}
+
+// WriteFileAtomic replaces path with data: it writes a temporary file in
+// the same directory (mode 0600), fsyncs it, renames it over path and
+// fsyncs the directory. A reader sees the old or the new content, never a
+// mix, even after a crash.
+func WriteFileAtomic(path string, data []byte) (err error) {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("create temporary state file: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tmp.Close()
+			_ = os.Remove(tmp.Name())
+		}
+	}()
+	if err := tmp.Chmod(FileMode); err != nil {
+		return fmt.Errorf("chmod temporary state file: %w", err)
+	}
+	if _, err := tmp.Write(data); err != nil {
+		return fmt.Errorf("write temporary state file: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("fsync temporary state file: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("close temporary state file: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("rename state file: %w", err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("open state directory: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("fsync state directory: %w", err)
+	}
+	return nil
+}
