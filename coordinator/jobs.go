@@ -161,8 +161,8 @@ func (c *Client) patchTrace(ctx context.Context, jobID int64, jobToken config.Se
 	end := offset + int64(len(data)) - 1
 	resp, err := c.Do(ctx, &Request{
 		Method: http.MethodPatch, Path: fmt.Sprintf("/jobs/%d/trace", jobID), Endpoint: "/jobs/:id/trace",
-		Header:   http.Header{"Content-Range": {fmt.Sprintf("%d-%d", offset, end)}},
-		Body:     data, ContentType: "text/plain", JobToken: jobToken,
+		Header: http.Header{"Content-Range": {fmt.Sprintf("%d-%d", offset, end)}},
+		Body:   data, ContentType: "text/plain", JobToken: jobToken,
 	})
 	if err != nil {
 		if resp == nil {
