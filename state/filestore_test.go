@@ -98,6 +98,7 @@ func TestOpenRefusesBadFiles(t *testing.T) {
 		"zero version":   {`{"version":0,"jobs":[]}`, ErrCorrupt},
 		"bad jobs":       {`{"version":1,"jobs":{}}`, ErrCorrupt},
 		"future version": {`{"version":2,"jobs":[]}`, ErrUnsupportedVersion},
+		"future layout":  {`{"version":3,"jobs":{"by_runner":{}}}`, ErrUnsupportedVersion},
 		"bad heptapod":   {`{"launched":{},"pending":[]}`, ErrCorrupt},
 		"bad pending":    {`{"launched":[],"pending":[[{"job_id":1}]]}`, ErrCorrupt},
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"time"
 )
 
 // Encode serialises f in the current format (version set to Version, jobs
@@ -40,43 +41,55 @@ func decode(data []byte, runners map[string]string) (*File, []string, bool, erro
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, nil, false, fmt.Errorf("%w: empty file", ErrCorrupt)
 	}
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(data, &top); err != nil {
+	// One pass reads our layout and notices a Heptapod one.
+	var doc struct {
+		Version  *int            `json:"version"`
+		SavedAt  time.Time       `json:"saved_at"`
+		Jobs     []Job           `json:"jobs"`
+		Launched json.RawMessage `json:"launched"`
+		Pending  json.RawMessage `json:"pending"`
+	}
+	if err := json.Unmarshal(data, &doc); err != nil {
+		// A newer version may have changed the job layout: say so
+		// rather than "corrupt".
+		var probe struct {
+			Version int `json:"version"`
+		}
+		if json.Unmarshal(data, &probe) == nil && probe.Version > Version {
+			return nil, nil, false, errNewer(probe.Version)
+		}
 		return nil, nil, false, fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
-	rawVersion, versioned := top["version"]
-	if !versioned {
-		_, hasLaunched := top["launched"]
-		_, hasPending := top["pending"]
-		if hasLaunched || hasPending {
+	if doc.Version == nil {
+		if doc.Launched != nil || doc.Pending != nil {
 			f, warnings, err := ImportHeptapod(data, runners)
 			return f, warnings, true, err
 		}
 		return nil, nil, false, fmt.Errorf("%w: neither a \"version\" key nor a Heptapod layout", ErrCorrupt)
 	}
-	var version int
-	if err := json.Unmarshal(rawVersion, &version); err != nil {
-		return nil, nil, false, fmt.Errorf("%w: version: %w", ErrCorrupt, err)
+	switch v := *doc.Version; {
+	case v > Version:
+		return nil, nil, false, errNewer(v)
+	case v < 1:
+		return nil, nil, false, fmt.Errorf("%w: version %d", ErrCorrupt, v)
 	}
-	switch {
-	case version > Version:
-		return nil, nil, false, fmt.Errorf("%w: version %d is newer than %d (written by a newer paas-runner; upgrade it or move the file away)",
-			ErrUnsupportedVersion, version, Version)
-	case version < 1:
-		return nil, nil, false, fmt.Errorf("%w: version %d", ErrCorrupt, version)
-	}
-	var f File
-	if err := json.Unmarshal(data, &f); err != nil {
-		return nil, nil, false, fmt.Errorf("%w: %w", ErrCorrupt, err)
-	}
+	f := &File{Version: *doc.Version, SavedAt: doc.SavedAt}
 	var warnings []string
-	jobs, dups := dedupe(f.Jobs)
+	jobs, dups := dedupe(doc.Jobs)
 	for _, k := range dups {
 		warnings = append(warnings, fmt.Sprintf("job %d of runner %s recorded twice; keeping the last record", k.JobID, k.Runner))
 	}
+	if jobs == nil {
+		jobs = []Job{}
+	}
 	f.Jobs = jobs
 	SortJobs(f.Jobs)
-	return &f, warnings, false, nil
+	return f, warnings, false, nil
+}
+
+func errNewer(v int) error {
+	return fmt.Errorf("%w: version %d is newer than %d (written by a newer paas-runner; upgrade it or move the file away)",
+		ErrUnsupportedVersion, v, Version)
 }
 
 // dedupe keeps the last job of each key and returns the duplicated keys.
