@@ -470,120 +470,128 @@ func TestLedgerPlanLaunch(t *testing.T) {
 	}
 }
 
+// model is the obviously-correct reference the random test compares the
+// ledger with.
+type model map[string]*modelEntry
+
+type modelEntry struct {
+	w    float64
+	prov bool
+}
+
+func (m model) totals() (sum float64, prov int) {
+	for _, e := range m {
+		sum += e.w
+		if e.prov {
+			prov++
+		}
+	}
+	return sum, prov
+}
+
+// checkReserve checks Reserve's (and CanAdmit's) verdict against the model.
+// Near the quota boundary (rounding) either verdict is accepted.
+func (m model) checkReserve(t *testing.T, lim Limits, key string, w float64, canErr, err error) {
+	t.Helper()
+	sum, prov := m.totals()
+	_, exists := m[key]
+	switch {
+	case exists:
+		require.ErrorIs(t, err, ErrDuplicateEntry)
+	case len(m) >= lim.MaxJobs:
+		require.ErrorIs(t, err, ErrConcurrency)
+		require.ErrorIs(t, canErr, ErrConcurrency)
+	case prov >= lim.MaxProvisioning:
+		require.ErrorIs(t, err, ErrProvisioning)
+		require.ErrorIs(t, canErr, ErrProvisioning)
+	case sum+w > lim.WeightQuota+1e-4:
+		require.ErrorIs(t, err, ErrWeightQuota)
+		require.ErrorIs(t, canErr, ErrWeightQuota)
+	case sum+w < lim.WeightQuota-1e-4:
+		require.NoError(t, err)
+		require.NoError(t, canErr)
+	}
+}
+
+// checkKnown checks the verdict of an operation on an existing key or not.
+func checkKnown(t *testing.T, exists bool, err error) bool {
+	t.Helper()
+	if !exists {
+		require.ErrorIs(t, err, ErrUnknownEntry)
+		return false
+	}
+	require.NoError(t, err)
+	return true
+}
+
+func (m model) check(t *testing.T, l *Ledger, op int) {
+	t.Helper()
+	require.NoError(t, l.CheckInvariants(), "op %d", op)
+	sum, prov := m.totals()
+	s := l.Snapshot()
+	require.Equal(t, len(m), s.Jobs, "op %d", op)
+	require.Equal(t, prov, s.Provisioning, "op %d", op)
+	require.InDelta(t, sum, s.WeightUsed, 1e-4, "op %d", op)
+	require.GreaterOrEqual(t, s.WeightUsed, 0.0)
+	for k, e := range m {
+		got, ok := l.Weight(k)
+		require.True(t, ok)
+		require.Equal(t, e.w, got)
+	}
+}
+
 // TestLedgerRandomOperations drives the ledger with random operations and
 // checks it against a simple model after every one.
 func TestLedgerRandomOperations(t *testing.T) {
 	weights := []float64{0, 1, wXS, wS, wM, wL, w3, 0.1, 7}
+	keys := make([]string, 12)
+	for i := range keys {
+		keys[i] = "k" + strconv.Itoa(i)
+	}
 	for seed := range uint64(10) {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 0x5eed))
 			lim := Limits{WeightQuota: 4 * wM, MaxJobs: 6, MaxProvisioning: 4}
 			l := NewLedger(lim)
-			type mentry struct {
-				w    float64
-				prov bool
-			}
-			model := map[string]*mentry{}
-			keys := make([]string, 12)
-			for i := range keys {
-				keys[i] = "k" + strconv.Itoa(i)
-			}
+			m := model{}
 			for i := range 5000 {
 				key := keys[rng.IntN(len(keys))]
 				w := weights[rng.IntN(len(weights))]
-				m, exists := model[key]
-				var sum float64
-				prov := 0
-				for _, e := range model {
-					sum += e.w
-					if e.prov {
-						prov++
-					}
-				}
-				switch op := rng.IntN(7); op {
-				case 0, 1: // reserve
+				e, exists := m[key]
+				switch rng.IntN(7) {
+				case 0, 1:
 					canErr := l.CanAdmit(w)
 					err := l.Reserve(key, w)
-					switch {
-					case exists:
-						require.ErrorIs(t, err, ErrDuplicateEntry)
-					case len(model) >= lim.MaxJobs:
-						require.ErrorIs(t, err, ErrConcurrency)
-						require.ErrorIs(t, canErr, ErrConcurrency)
-					case prov >= lim.MaxProvisioning:
-						require.ErrorIs(t, err, ErrProvisioning)
-						require.ErrorIs(t, canErr, ErrProvisioning)
-					case sum+w > lim.WeightQuota+1e-4:
-						require.ErrorIs(t, err, ErrWeightQuota)
-						require.ErrorIs(t, canErr, ErrWeightQuota)
-					case sum+w < lim.WeightQuota-1e-4:
-						require.NoError(t, err)
-						require.NoError(t, canErr)
-					}
+					m.checkReserve(t, lim, key, w, canErr, err)
 					if err == nil {
-						model[key] = &mentry{w: w, prov: true}
+						m[key] = &modelEntry{w: w, prov: true}
 					}
-				case 2: // adjust
-					err := l.Adjust(key, w)
-					if !exists {
-						require.ErrorIs(t, err, ErrUnknownEntry)
-						break
+				case 2:
+					if checkKnown(t, exists, l.Adjust(key, w)) {
+						e.w = w
 					}
-					require.NoError(t, err)
-					m.w = w
-				case 3: // started
-					err := l.Started(key)
-					if !exists {
-						require.ErrorIs(t, err, ErrUnknownEntry)
-						break
+				case 3:
+					if checkKnown(t, exists, l.Started(key)) {
+						e.prov = false
 					}
-					require.NoError(t, err)
-					m.prov = false
-				case 4, 5: // release
-					err := l.Release(key)
-					if !exists {
-						require.ErrorIs(t, err, ErrUnknownEntry)
-						break
+				case 4, 5:
+					if checkKnown(t, exists, l.Release(key)) {
+						delete(m, key)
 					}
-					require.NoError(t, err)
-					delete(model, key)
-				case 6: // rekey
+				case 6:
 					to := keys[rng.IntN(len(keys))]
+					_, toExists := m[to]
 					err := l.Rekey(key, to)
-					_, toExists := model[to]
-					switch {
-					case !exists:
-						require.ErrorIs(t, err, ErrUnknownEntry)
-					case key == to:
-						require.NoError(t, err)
-					case toExists:
+					if exists && toExists && key != to {
 						require.ErrorIs(t, err, ErrDuplicateEntry)
-					default:
-						require.NoError(t, err)
-						model[to] = m
-						delete(model, key)
+					} else if checkKnown(t, exists, err) {
+						delete(m, key)
+						m[to] = e
 					}
 				}
-				require.NoError(t, l.CheckInvariants(), "op %d", i)
-				sum, prov = 0, 0
-				for _, e := range model {
-					sum += e.w
-					if e.prov {
-						prov++
-					}
-				}
-				s := l.Snapshot()
-				require.Equal(t, len(model), s.Jobs, "op %d", i)
-				require.Equal(t, prov, s.Provisioning, "op %d", i)
-				require.InDelta(t, sum, s.WeightUsed, 1e-4, "op %d", i)
-				require.GreaterOrEqual(t, s.WeightUsed, 0.0)
-				for k, e := range model {
-					got, ok := l.Weight(k)
-					require.True(t, ok)
-					require.Equal(t, e.w, got)
-				}
+				m.check(t, l, i)
 			}
-			for key := range model {
+			for key := range m {
 				require.NoError(t, l.Release(key))
 			}
 			s := l.Snapshot()
