@@ -77,6 +77,8 @@ type Config struct {
 
 	// notices are non-fatal remarks of Parse (see Notices).
 	notices []string
+	// warnings are suspicious but accepted keys (see Warnings).
+	warnings []string
 	// problems are the unknown keys found by Parse, reported by Validate.
 	problems []Problem
 }

@@ -199,7 +199,7 @@ func (r *Runner) InnerConfig() map[string]any {
 // strings.
 func (c *Config) Redacted() *Config {
 	cp := *c
-	cp.notices = nil
+	cp.notices, cp.warnings = nil, nil
 	cp.problems = nil
 	if c.QuotaComputation != nil {
 		q := *c.QuotaComputation

@@ -19,6 +19,17 @@ var ignoredGlobalKeys = []string{
 	"session_server", "machine", "experimental",
 }
 
+// heptapodREADMEKeys are global keys documented by the Heptapod PAAS Runner
+// README (reference §2.6) that its code never read, mapped to the key that
+// does the job. Files holding them worked (the keys were ignored) and must
+// keep working, so they are warnings, not errors.
+var heptapodREADMEKeys = map[string]string{
+	"job_progress_interval":              "job_progress_poll_interval",
+	"pass_decommision_launched_failures": "paas_decommission_launch_failures",
+	"job_trace_watch":                    "[runners.paas_job_trace_watch]",
+	"concurrency":                        "concurrent",
+}
+
 // Load reads and decodes the configuration file at path; see Parse. It does
 // not validate: call Validate (or use LoadAndValidate).
 func Load(path string) (*Config, error) {
@@ -94,6 +105,12 @@ func Parse(data []byte) (*Config, error) {
 // defaults substituted for gitlab-runner's "0 means default" values. The
 // daemon logs them at debug level.
 func (c *Config) Notices() []string { return slices.Clone(c.notices) }
+
+// Warnings returns problems of the file that do not prevent running but
+// probably do not do what the author meant (keys the Heptapod runner
+// documented but ignored). The daemon logs them at warning level and
+// `config check` prints them.
+func (c *Config) Warnings() []string { return slices.Clone(c.warnings) }
 
 // RunnerByName returns the first runner called name (as the Heptapod runner
 // resolves quota_computation.reference_runner), or nil.
@@ -205,6 +222,11 @@ func (c *Config) collectUnknownKeys(md toml.MetaData, rawRunners []map[string]an
 			continue
 		}
 		reported = append(reported, path)
+		if use, ok := heptapodREADMEKeys[key[0]]; ok {
+			c.warnings = append(c.warnings, fmt.Sprintf("%s: ignored (a key of the Heptapod README that the Heptapod runner never read); use %s", key[0], use))
+			reported = append(reported, key[0])
+			continue
+		}
 		if slices.Contains(ignoredGlobalKeys, key[0]) {
 			c.notices = append(c.notices, path+": gitlab-runner key ignored by paas-runner")
 			continue

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -274,6 +275,38 @@ func TestParseDefaults(t *testing.T) {
 			tc.check(t, c)
 		})
 	}
+}
+
+func TestHeptapodREADMEKeys(t *testing.T) {
+	const file = `
+concurrency = 4
+job_progress_interval = 10
+pass_decommision_launched_failures = false
+state_file = "/tmp/s.json"
+[job_trace_watch]
+  token = "readmeTraceToken"
+  timout_seconds = 20
+[quota_computation]
+  reference_runner = "r"
+  reference_flavor = "M"
+  reference_jobs_count = 1
+[[runners]]
+  name = "r"
+  url = "http://gitlab.local"
+  token = "t"
+  executor = "local-process"
+`
+	cfg, err := Parse([]byte(file))
+	require.NoError(t, err)
+	require.NoError(t, cfg.Validate())
+	require.Equal(t, DefaultConcurrent, cfg.Concurrent)
+	require.Equal(t, []string{
+		"concurrency: ignored (a key of the Heptapod README that the Heptapod runner never read); use concurrent",
+		"job_progress_interval: ignored (a key of the Heptapod README that the Heptapod runner never read); use job_progress_poll_interval",
+		"pass_decommision_launched_failures: ignored (a key of the Heptapod README that the Heptapod runner never read); use paas_decommission_launch_failures",
+		"job_trace_watch: ignored (a key of the Heptapod README that the Heptapod runner never read); use [runners.paas_job_trace_watch]",
+	}, cfg.Warnings())
+	require.NotContains(t, fmt.Sprint(cfg.Warnings(), cfg.Notices()), "readmeTraceToken")
 }
 
 func TestLoadErrors(t *testing.T) {

@@ -66,6 +66,9 @@ func checkFile(w io.Writer, path string, verbose bool) int {
 		}
 		return exitInvalidConfig
 	}
+	for _, warning := range cfg.Warnings() {
+		fmt.Fprintf(w, "%s: warning: %s\n", path, warning)
+	}
 	if verbose {
 		for _, n := range cfg.Notices() {
 			fmt.Fprintf(w, "%s: note: %s\n", path, n)
