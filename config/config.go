@@ -170,7 +170,9 @@ type Runner struct {
 
 	// Extra holds every key of the section that paas-runner does not know,
 	// verbatim (e.g. [runners.docker], [runners.cache], custom_build_dir), for
-	// forwarding to the inner runner. Filled by Load.
+	// forwarding to the inner runner. Filled by Load, which wraps credential
+	// strings (see SecretExtraKeys) as Secret so that printing Extra masks
+	// them; use ForwardedTable or InnerConfig to get the real values.
 	Extra map[string]any `toml:"-"`
 }
 
