@@ -96,10 +96,9 @@ func loadStateConfig(c *cli.Context, want int, validate bool) (*stateConfig, err
 	if cfg.StateFile == "" {
 		return nil, cli.Exit("state_file is not set in "+c.Args().First()+": nothing is persisted", exitInvalidConfig)
 	}
-	sc := &stateConfig{cfg: cfg, path: cfg.StateFile, heptapod: map[string]string{}, labels: map[string]string{}}
+	sc := &stateConfig{cfg: cfg, path: cfg.StateFile, heptapod: state.HeptapodRunners(cfg.Runners), labels: map[string]string{}}
 	for i := range cfg.Runners {
 		r := &cfg.Runners[i]
-		sc.heptapod[r.HeptapodName()] = r.ShortID()
 		sc.labels[r.ShortID()] = r.Label()
 	}
 	return sc, nil
