@@ -234,14 +234,14 @@ func httpStatus(err error) int { return statusOf(err) }
 
 // statistics is the "JSON statistics:" line (reference §11.3 keys).
 type statistics struct {
-	WeightQuota            float64 `json:"weight_quota"`
-	CurrentWeight          float64 `json:"current_weight"`
-	WeightHeadroom         float64 `json:"weight_headroom"`
-	CanTakeJob             bool    `json:"can_take_job"`
-	MaxJobsInProvisioning  int     `json:"max_jobs_in_provisioning"`
-	JobsInProvisioning     int     `json:"jobs_in_provisioning"`
-	CurrentConcurrentJobs  int     `json:"current_concurrent_jobs"`
-	MaxConcurrentJobs      int     `json:"max_concurrent_jobs"`
+	WeightQuota           float64 `json:"weight_quota"`
+	CurrentWeight         float64 `json:"current_weight"`
+	WeightHeadroom        float64 `json:"weight_headroom"`
+	CanTakeJob            bool    `json:"can_take_job"`
+	MaxJobsInProvisioning int     `json:"max_jobs_in_provisioning"`
+	JobsInProvisioning    int     `json:"jobs_in_provisioning"`
+	CurrentConcurrentJobs int     `json:"current_concurrent_jobs"`
+	MaxConcurrentJobs     int     `json:"max_concurrent_jobs"`
 }
 
 func (d *Dispatcher) statistics() statistics {

@@ -162,7 +162,6 @@ func (d *Dispatcher) adopt(j *job) {
 	})
 }
 
-
 // reconcile lists every runner's resources and compares them with the
 // tracked jobs: orphans are deleted (unless
 // paas_finished_jobs_keep_resources), vanished resources fail their job.
