@@ -166,7 +166,7 @@ func (c *Client) agentDo(req *http.Request, endpoint string) (*http.Response, []
 		timeout = 30 * time.Second
 	}
 	start := time.Now()
-	resp, err := (&http.Client{Timeout: timeout}).Do(req)
+	resp, err := (&http.Client{Timeout: timeout, Transport: c.opts.Transport}).Do(req)
 	if err != nil {
 		if c.opts.Observer != nil {
 			c.opts.Observer("jobs", endpoint, 0, time.Since(start))

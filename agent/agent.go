@@ -1,0 +1,366 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"gitlab.com/paas-runner/paas-runner/coordinator"
+)
+
+// ErrNoJob is returned by Run when Options.Job is nil.
+var ErrNoJob = errors.New("no job to run")
+
+// ansi colours of the job log, as GitLab Runner writes them.
+const (
+	ansiBoldGreen  = "\x1b[32;1m"
+	ansiBoldRed    = "\x1b[31;1m"
+	ansiBoldYellow = "\x1b[0;33m"
+	ansiReset      = "\x1b[0;m"
+)
+
+// lockedWriter serialises writes to the masker.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// Run executes the job: checkout, script, after_script, while streaming the
+// log; then reports the final state. It returns once the coordinator has
+// the final state (or gave up on it). The error is non-nil only when the
+// final state could not be reported (or the options are unusable); a job
+// whose script fails is a nil error with Result.State "failed".
+func Run(ctx context.Context, o Options) (Result, error) {
+	if o.Job == nil {
+		return Result{}, ErrNoJob
+	}
+	o.setDefaults()
+	job := o.Job
+	log := o.Logger.WithField("job_id", job.ID)
+	api := coordinator.New(o.CoordinatorURL, "", coordinator.Options{Logger: log, Timeout: o.HTTPTimeout, Observer: o.Observer})
+	return run(ctx, &o, job, api, log)
+}
+
+func run(ctx context.Context, o *Options, job *coordinator.Job, api jobAPI, log logrus.FieldLogger) (Result, error) {
+	ctl := newJobControl()
+	trace := newTraceBuffer(api, job, ctl, log, o)
+	masker := NewMasker(trace, secrets(job))
+	out := &lockedWriter{w: masker}
+
+	// Tell the coordinator we run it (two-phase accept, and early cancel
+	// discovery). A failure here is not fatal: the PATCHes will tell.
+	if status, _, err := api.UpdateJob(ctx, job.ID, job.Token, "running", "", 0, "", 0); err != nil && !errors.Is(err, coordinator.ErrJobNotProcessing) {
+		log.WithError(err).Warn("initial running update failed")
+	} else {
+		ctl.status(status, err != nil)
+	}
+	if isClosed(ctl.aborted) {
+		log.Info("the coordinator no longer runs this job; nothing to do")
+		return Result{Canceled: true}, nil
+	}
+
+	sendCtx, stopSending := context.WithCancel(context.WithoutCancel(ctx))
+	sendDone := make(chan struct{})
+	go func() {
+		defer close(sendDone)
+		trace.run(sendCtx)
+	}()
+
+	res := execute(ctx, o, job, out, ctl, log)
+
+	_ = masker.Close()
+	stopSending()
+	<-sendDone
+	if isClosed(ctl.aborted) {
+		log.Info("job aborted by the coordinator; not reporting a final state")
+		res.State, res.FailureReason, res.Canceled = "", "", true
+		return res, nil
+	}
+	finalCtx := context.WithoutCancel(ctx)
+	size, checksum := trace.flush(finalCtx)
+	res.TraceBytes = size
+	err := finalUpdate(finalCtx, o, job, api, res, size, checksum, log)
+	return res, err
+}
+
+// execute runs the job's stages and writes the closing line of the log.
+func execute(ctx context.Context, o *Options, job *coordinator.Job, out io.Writer, ctl *jobControl, log logrus.FieldLogger) Result {
+	fmt.Fprintf(out, "%sRunning with paas-runner agent %s%s\n", ansiBoldGreen, Version, ansiReset)
+	fmt.Fprintf(out, "  on %s job %d (%s)\n", hostname(), job.ID, job.JobInfo.Name)
+
+	jobCtx := ctx
+	if t := job.RunnerInfo.Timeout; t > 0 {
+		var cancel context.CancelFunc
+		jobCtx, cancel = context.WithTimeout(ctx, time.Duration(t)*time.Second)
+		defer cancel()
+	}
+	res := stages(ctx, jobCtx, o, job, out, ctl, log)
+	switch {
+	case isClosed(ctl.aborted):
+	case res.State == "success":
+		fmt.Fprintf(out, "%sJob succeeded%s\n", ansiBoldGreen, ansiReset)
+	case res.Canceled:
+		fmt.Fprintf(out, "%sERROR: Job failed: canceled%s\n", ansiBoldRed, ansiReset)
+	case res.FailureReason == coordinator.JobExecutionTimeout:
+		fmt.Fprintf(out, "%sERROR: Job failed: execution took longer than %s seconds%s\n", ansiBoldRed, fmt.Sprint(job.RunnerInfo.Timeout), ansiReset)
+	case res.FailureReason == coordinator.ScriptFailure:
+		fmt.Fprintf(out, "%sERROR: Job failed: exit code %d%s\n", ansiBoldRed, res.ExitCode, ansiReset)
+	}
+	return res
+}
+
+func warn(out io.Writer, format string, args ...any) {
+	fmt.Fprintf(out, "%sWARNING: %s%s\n", ansiBoldYellow, fmt.Sprintf(format, args...), ansiReset)
+}
+
+func systemFailure(out io.Writer, log logrus.FieldLogger, err error) Result {
+	log.WithError(err).Error("job preparation failed")
+	fmt.Fprintf(out, "%sERROR: Job failed (system failure): %v%s\n", ansiBoldRed, err, ansiReset)
+	return Result{State: "failed", FailureReason: coordinator.RunnerSystemFailure}
+}
+
+// stages runs preparation, checkout, steps and after_script. jobCtx carries
+// the job timeout; ctx does not (after_script has its own).
+func stages(ctx, jobCtx context.Context, o *Options, job *coordinator.Job, out io.Writer, ctl *jobControl, log logrus.FieldLogger) Result {
+	if res, stop := unsupported(o, job, out); stop {
+		return res
+	}
+	shell, err := findShell(o.Shell)
+	if err != nil {
+		return systemFailure(out, log, err)
+	}
+	projectDir := filepath.Join(o.BuildsDir, projectPath(job))
+	tmpDir := projectDir + ".tmp"
+	if err := os.RemoveAll(tmpDir); err != nil {
+		return systemFailure(out, log, fmt.Errorf("clean temporary dir: %w", err))
+	}
+	if err := os.MkdirAll(tmpDir, 0o700); err != nil {
+		return systemFailure(out, log, fmt.Errorf("create temporary dir: %w", err))
+	}
+	defer os.RemoveAll(tmpDir)
+	env, err := jobEnv(job, o.BuildsDir, projectDir, tmpDir)
+	if err != nil {
+		return systemFailure(out, log, err)
+	}
+
+	fmt.Fprintf(out, "\n%sGetting source from Git repository%s\n", ansiBoldGreen, ansiReset)
+	if err := checkoutCancelable(jobCtx, job, projectDir, out, ctl); err != nil {
+		switch {
+		case isClosed(ctl.canceling):
+			return Result{State: "failed", FailureReason: coordinator.ScriptFailure, Canceled: true}
+		case jobCtx.Err() != nil && ctx.Err() == nil:
+			return Result{State: "failed", FailureReason: coordinator.JobExecutionTimeout}
+		}
+		return systemFailure(out, log, err)
+	}
+
+	res := Result{State: "success"}
+	failed := false
+	var afterScript *coordinator.Step
+	for i := range job.Steps {
+		if job.Steps[i].Name == "after_script" {
+			afterScript = &job.Steps[i]
+		}
+	}
+	for i := range job.Steps {
+		step := &job.Steps[i]
+		if step == afterScript {
+			continue
+		}
+		if !shouldRun(step.When, failed) || len(step.Script) == 0 {
+			continue
+		}
+		fmt.Fprintf(out, "\n%sExecuting \"step_%s\" stage of the job script%s\n", ansiBoldGreen, step.Name, ansiReset)
+		run := &stepRun{shell: shell, dir: projectDir, tmpDir: tmpDir, env: env, out: out, grace: o.KillGrace, stop: ctl.canceling, name: step.Name, lines: step.Script}
+		outcome, code, err := run.run(jobCtx)
+		switch {
+		case err != nil:
+			return systemFailure(out, log, err)
+		case outcome == stepStopped:
+			res = Result{State: "failed", FailureReason: coordinator.ScriptFailure, Canceled: true}
+		case outcome == stepTimedOut:
+			res = Result{State: "failed", FailureReason: coordinator.JobExecutionTimeout}
+		case outcome == stepFailed && step.AllowFailure:
+			warn(out, "step %s failed with exit code %d (allowed to fail)", step.Name, code)
+			continue
+		case outcome == stepFailed:
+			res = Result{State: "failed", FailureReason: coordinator.ScriptFailure, ExitCode: code}
+		default:
+			continue
+		}
+		failed = true
+		if res.Canceled || res.FailureReason == coordinator.JobExecutionTimeout {
+			break
+		}
+	}
+	if isClosed(ctl.aborted) {
+		return res
+	}
+	if afterScript != nil && len(afterScript.Script) > 0 {
+		runAfterScript(ctx, o, job, afterScript, shell, projectDir, tmpDir, env, out, ctl)
+	}
+	return res
+}
+
+// runAfterScript runs after_script with its own timeout; its outcome never
+// changes the job's.
+func runAfterScript(ctx context.Context, o *Options, job *coordinator.Job, step *coordinator.Step, shell, projectDir, tmpDir string, env []string, out io.Writer, ctl *jobControl) {
+	timeout := o.AfterScriptTimeout
+	if v, ok := job.Variable("RUNNER_AFTER_SCRIPT_TIMEOUT"); ok {
+		if d, err := time.ParseDuration(strings.TrimSpace(v)); err == nil && d > 0 {
+			timeout = d
+		}
+	}
+	fmt.Fprintf(out, "\n%sRunning after_script%s\n", ansiBoldGreen, ansiReset)
+	run := &stepRun{shell: shell, dir: projectDir, tmpDir: tmpDir, env: env, out: out, grace: o.KillGrace, stop: ctl.aborted, name: "after_script", lines: step.Script, timeout: timeout}
+	outcome, code, err := run.run(ctx)
+	switch {
+	case err != nil:
+		warn(out, "after_script could not run: %v", err)
+	case outcome == stepTimedOut:
+		warn(out, "after_script timed out after %s", timeout)
+	case outcome == stepFailed:
+		warn(out, "after_script failed with exit code %d", code)
+	}
+}
+
+// checkoutCancelable runs the checkout under jobCtx, also canceled when the
+// coordinator cancels the job.
+func checkoutCancelable(jobCtx context.Context, job *coordinator.Job, projectDir string, out io.Writer, ctl *jobControl) error {
+	ctx, cancel := context.WithCancel(jobCtx)
+	defer cancel()
+	go func() {
+		select {
+		case <-ctl.canceling:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return checkout(ctx, job, projectDir, out)
+}
+
+func shouldRun(when string, failed bool) bool {
+	switch when {
+	case "always":
+		return true
+	case "on_failure":
+		return failed
+	default:
+		return !failed
+	}
+}
+
+// unsupported writes a line for every feature the agent does not provide.
+// Services make the job fail (runner_unsupported) only when no Docker
+// daemon is reachable (the script cannot start them itself).
+func unsupported(o *Options, job *coordinator.Job, out io.Writer) (Result, bool) {
+	if len(job.Services) > 0 {
+		names := make([]string, 0, len(job.Services))
+		for _, s := range job.Services {
+			names = append(names, s.Name)
+		}
+		if !o.DockerAvailable() {
+			fmt.Fprintf(out, "%sERROR: this job needs services (%s), which the paas-runner agent does not start, and no Docker daemon is reachable%s\n", ansiBoldRed, strings.Join(names, ", "), ansiReset)
+			return Result{State: "failed", FailureReason: coordinator.RunnerUnsupported}, true
+		}
+		warn(out, "services are not started by the paas-runner agent and are ignored: %s", strings.Join(names, ", "))
+	}
+	if hasEntries(job.Artifacts) {
+		warn(out, "artifacts are not uploaded by the paas-runner agent; this job's artifacts are ignored")
+	}
+	if hasEntries(job.Cache) {
+		warn(out, "cache is not supported by the paas-runner agent; this job's cache is ignored")
+	}
+	return Result{}, false
+}
+
+func hasEntries(raw json.RawMessage) bool {
+	var v []json.RawMessage
+	return len(raw) > 0 && json.Unmarshal(raw, &v) == nil && len(v) > 0
+}
+
+// projectPath is the project's directory under the builds dir.
+func projectPath(job *coordinator.Job) string {
+	p := filepath.Clean("/" + job.JobInfo.ProjectFullPath)
+	if p == "/" {
+		return "project-" + fmt.Sprint(job.JobInfo.ProjectID)
+	}
+	return p[1:]
+}
+
+func hostname() string {
+	h, err := os.Hostname()
+	if err != nil {
+		return "unknown host"
+	}
+	return h
+}
+
+// finalUpdate sends the final state, repeating while the coordinator
+// answers 202 and retrying transient failures, within FinalUpdateTimeout.
+func finalUpdate(ctx context.Context, o *Options, job *coordinator.Job, api jobAPI, res Result, size int64, checksum string, log logrus.FieldLogger) error {
+	reason := mapFailureReason(res.FailureReason, job.Features.FailureReasons)
+	code := 0
+	if res.FailureReason == coordinator.ScriptFailure {
+		code = res.ExitCode
+	}
+	deadline := time.Now().Add(o.FinalUpdateTimeout)
+	for attempt := 1; ; attempt++ {
+		status, again, err := api.UpdateJob(ctx, job.ID, job.Token, res.State, reason, code, checksum, size)
+		var wait time.Duration
+		switch {
+		case errors.Is(err, coordinator.ErrJobNotProcessing):
+			log.WithField("status", status).Info("the coordinator already finished the job")
+			return nil
+		case err != nil:
+			if e, ok := errors.AsType[*coordinator.JobAPIError](err); ok && !e.Transient() {
+				return fmt.Errorf("report final state of job %d: %w", job.ID, err)
+			}
+			wait = backoff(o.RetryBackoff, attempt)
+			log.WithError(err).WithField("attempt", attempt).Warn("final update failed; will retry")
+		case again > 0:
+			wait = min(again, 30*time.Second)
+			log.WithField("attempt", attempt).Debug("final update accepted (202), repeating")
+		default:
+			log.WithFields(logrus.Fields{"state": res.State, "failure_reason": reason}).Info("job finished")
+			return nil
+		}
+		if time.Now().Add(wait).After(deadline) {
+			return fmt.Errorf("report final state of job %d: gave up after %d attempts", job.ID, attempt)
+		}
+		if !sleepCtx(ctx, wait) {
+			return fmt.Errorf("report final state of job %d: %w", job.ID, ctx.Err())
+		}
+	}
+}
+
+// mapFailureReason maps reason onto what the coordinator accepts, as GitLab
+// Runner does.
+func mapFailureReason(reason coordinator.FailureReason, supported []string) coordinator.FailureReason {
+	switch reason {
+	case "":
+		return ""
+	case coordinator.ScriptFailure, coordinator.RunnerSystemFailure, coordinator.JobExecutionTimeout:
+		return reason
+	}
+	if len(supported) == 0 || slices.Contains(supported, string(reason)) {
+		return reason
+	}
+	return coordinator.UnknownFailure
+}
