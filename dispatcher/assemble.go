@@ -79,11 +79,7 @@ func Assemble(cfg *config.Config, log logrus.FieldLogger, o AssembleOptions) (*D
 				}
 				cleanups = append(cleanups, func(context.Context) error { unlock(); return nil })
 			}
-			heptapod := map[string]string{}
-			for i := range cfg.Runners {
-				heptapod[cfg.Runners[i].HeptapodName()] = cfg.Runners[i].ShortID()
-			}
-			fs, err := state.Open(cfg.StateFile, log.WithField("component", "state"), state.WithHeptapodRunners(heptapod))
+			fs, err := state.Open(cfg.StateFile, log.WithField("component", "state"), state.WithHeptapodRunners(state.HeptapodRunners(cfg.Runners)))
 			if err != nil {
 				return fail(fmt.Errorf("open state: %w", err))
 			}

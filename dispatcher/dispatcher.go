@@ -247,6 +247,9 @@ func (d *Dispatcher) Reload(cfg *config.Config) {
 // and started polling (for sd_notify READY=1).
 func (d *Dispatcher) Ready() <-chan struct{} { return d.ready }
 
+// Stopped returns a channel closed once Run has returned.
+func (d *Dispatcher) Stopped() <-chan struct{} { return d.exited }
+
 // Run restores persisted jobs, reconciles, then polls and drives jobs until
 // ctx is cancelled; it then shuts down gracefully (see the package doc) and
 // returns nil. It returns an error only when it cannot start (unreadable
