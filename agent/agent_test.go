@@ -97,11 +97,11 @@ func TestRunOutcomes(t *testing.T) {
 			notContains: []string{"never-printed"},
 		},
 		{
-			name:       "failing pipeline",
-			spec:       gitlabfake.JobSpec{Script: []string{"false | true", "echo unreachable"}},
-			wantState:  gitlabfake.StateFailed,
-			wantReason: "script_failure",
-			wantExit:   1,
+			name:        "failing pipeline",
+			spec:        gitlabfake.JobSpec{Script: []string{"false | true", "echo unreachable"}},
+			wantState:   gitlabfake.StateFailed,
+			wantReason:  "script_failure",
+			wantExit:    1,
 			notContains: []string{"\nunreachable"},
 		},
 		{
