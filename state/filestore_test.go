@@ -196,18 +196,22 @@ func TestFileStoreSyncWaitsForDurability(t *testing.T) {
 func TestFileStoreWriteFailureSurfacedAndRetried(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.json")
 	w := newBlockingWriter()
-	w.failures.Store(2)
+	w.failures.Store(1 << 30)
 	s, hook := openTest(t, path, withWriteFile(w.write), WithRetryBackoff(time.Millisecond, 2*time.Millisecond))
 	s.Put(testJob("r", 1))
 	<-w.started
 	close(w.release)
 	err := s.Sync(t.Context())
 	require.ErrorIs(t, err, errDiskFull, "Sync reports the failed write")
+	require.ErrorIs(t, s.Sync(t.Context()), errDiskFull, "still failing")
 
-	// The writer retries on its own; the next Sync succeeds once a retry
-	// contains every change.
+	// The disk recovers: the writer retries on its own and the next Sync
+	// succeeds once a retry contains every change.
+	w.failures.Store(0)
+	require.Eventually(t, func() bool { return s.Sync(t.Context()) == nil }, 10*time.Second, time.Millisecond,
+		"the writer retries without a new change")
 	s.Put(testJob("r", 2))
-	require.Eventually(t, func() bool { return s.Sync(t.Context()) == nil }, 10*time.Second, time.Millisecond)
+	require.NoError(t, s.Sync(t.Context()))
 	f, _, err := ReadFile(path, nil)
 	require.NoError(t, err)
 	require.Len(t, f.Jobs, 2)

@@ -346,35 +346,7 @@ func stateReconcile(c *cli.Context) error {
 	w := c.App.Writer
 
 	// List first, then read the tracked jobs (see state.Plan).
-	execs := map[string]executors.Executor{}
-	listed := map[string][]state.Listed{}
-	var problems []error
-	for i := range sc.cfg.Runners {
-		r := &sc.cfg.Runners[i]
-		ex, err := executors.New(r, executors.Deps{
-			Logger:      log.WithField("runner", r.Label()),
-			Coordinator: coordinator.New(r.URL, r.Token, coordinator.Options{Logger: log.WithField("runner", r.Label())}),
-		})
-		if err != nil {
-			problems = append(problems, fmt.Errorf("runner %s: %w", r.Label(), err))
-			continue
-		}
-		ctx, cancel := context.WithTimeout(c.Context, stateListTimeout)
-		list, err := ex.List(ctx)
-		cancel()
-		if err != nil {
-			problems = append(problems, fmt.Errorf("runner %s: list resources: %w", r.Label(), err))
-			continue
-		}
-		execs[r.ShortID()] = ex
-		for _, l := range list {
-			listed[r.ShortID()] = append(listed[r.ShortID()], state.Listed{ID: l.ID, Name: l.Name})
-		}
-		if _, ok := listed[r.ShortID()]; !ok {
-			listed[r.ShortID()] = []state.Listed{}
-		}
-		fmt.Fprintf(w, "runner %s: %d resource(s) listed\n", r.Label(), len(list))
-	}
+	execs, listed, problems := listResources(c, sc)
 	f, warnings, err := state.ReadFile(sc.path, sc.heptapod)
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
@@ -393,29 +365,73 @@ func stateReconcile(c *cli.Context) error {
 	for _, o := range rec.KeptOrphans {
 		fmt.Fprintf(w, "orphan %s (%s) of runner %s: kept (paas_finished_jobs_keep_resources)\n", o.Name, o.ID, sc.label(o.Runner))
 	}
-	deleted := 0
-	for _, o := range rec.Orphans {
-		if dryRun {
-			fmt.Fprintf(w, "orphan %s (%s) of runner %s: would delete\n", o.Name, o.ID, sc.label(o.Runner))
-			continue
-		}
-		if err := deleteOrphan(c, execs[o.Runner], o); err != nil {
-			problems = append(problems, fmt.Errorf("runner %s: delete orphan %s: %w", sc.label(o.Runner), o.Name, err))
-			fmt.Fprintf(w, "orphan %s (%s) of runner %s: NOT deleted: %v\n", o.Name, o.ID, sc.label(o.Runner), err)
-			continue
-		}
-		deleted++
-		fmt.Fprintf(w, "orphan %s (%s) of runner %s: deleted\n", o.Name, o.ID, sc.label(o.Runner))
-	}
-	summary := fmt.Sprintf("%d orphan(s) deleted", deleted)
+	summary := fmt.Sprintf("%d orphan(s) would be deleted", len(rec.Orphans))
 	if dryRun {
-		summary = fmt.Sprintf("%d orphan(s) would be deleted", len(rec.Orphans))
+		for _, o := range rec.Orphans {
+			fmt.Fprintf(w, "orphan %s (%s) of runner %s: would delete\n", o.Name, o.ID, sc.label(o.Runner))
+		}
+	} else {
+		deleted, errs := deleteOrphans(c, sc, execs, rec.Orphans)
+		problems = append(problems, errs...)
+		summary = fmt.Sprintf("%d orphan(s) deleted", deleted)
 	}
 	fmt.Fprintf(w, "%s, %d kept, %d vanished, %d to adopt\n", summary, len(rec.KeptOrphans), len(rec.Vanished), len(rec.Adopted))
 	if len(problems) > 0 {
 		return cli.Exit(errors.Join(problems...).Error(), 1)
 	}
 	return nil
+}
+
+// listResources builds every runner's executor and lists its resources,
+// keyed by runner short id. A runner that cannot be listed is left out of
+// listed (so it is not judged) and reported in problems.
+func listResources(c *cli.Context, sc *stateConfig) (map[string]executors.Executor, map[string][]state.Listed, []error) {
+	execs := map[string]executors.Executor{}
+	listed := map[string][]state.Listed{}
+	var problems []error
+	for i := range sc.cfg.Runners {
+		r := &sc.cfg.Runners[i]
+		rlog := log.WithField("runner", r.Label())
+		ex, err := executors.New(r, executors.Deps{
+			Logger:      rlog,
+			Coordinator: coordinator.New(r.URL, r.Token, coordinator.Options{Logger: rlog}),
+		})
+		if err != nil {
+			problems = append(problems, fmt.Errorf("runner %s: %w", r.Label(), err))
+			continue
+		}
+		ctx, cancel := context.WithTimeout(c.Context, stateListTimeout)
+		list, err := ex.List(ctx)
+		cancel()
+		if err != nil {
+			problems = append(problems, fmt.Errorf("runner %s: list resources: %w", r.Label(), err))
+			continue
+		}
+		execs[r.ShortID()] = ex
+		out := make([]state.Listed, 0, len(list))
+		for _, l := range list {
+			out = append(out, state.Listed{ID: l.ID, Name: l.Name})
+		}
+		listed[r.ShortID()] = out
+		fmt.Fprintf(c.App.Writer, "runner %s: %d resource(s) listed\n", r.Label(), len(list))
+	}
+	return execs, listed, problems
+}
+
+// deleteOrphans decommissions orphans, printing one line each.
+func deleteOrphans(c *cli.Context, sc *stateConfig, execs map[string]executors.Executor, orphans []state.Orphan) (int, []error) {
+	deleted := 0
+	var problems []error
+	for _, o := range orphans {
+		if err := deleteOrphan(c, execs[o.Runner], o); err != nil {
+			problems = append(problems, fmt.Errorf("runner %s: delete orphan %s: %w", sc.label(o.Runner), o.Name, err))
+			fmt.Fprintf(c.App.Writer, "orphan %s (%s) of runner %s: NOT deleted: %v\n", o.Name, o.ID, sc.label(o.Runner), err)
+			continue
+		}
+		deleted++
+		fmt.Fprintf(c.App.Writer, "orphan %s (%s) of runner %s: deleted\n", o.Name, o.ID, sc.label(o.Runner))
+	}
+	return deleted, problems
 }
 
 // deleteOrphan finds the listed resource by name and decommissions it.
