@@ -131,6 +131,16 @@ func TestStateReconcile(t *testing.T) {
 	require.Contains(t, out, "would delete")
 	require.Equal(t, 2, fx.cloud.Live(prefix), "dry run deletes nothing")
 
+	// A failing deletion is reported and the orphan stays.
+	executors.Register(config.ExecutorFake, executortest.Factory(fx.cloud, executortest.Options{
+		Failures: map[executortest.Op]executortest.Failure{executortest.OpDecommission: {Rate: 1}},
+	}))
+	out, err = runStateApp(t, "state", "reconcile", fx.cfgPath)
+	require.ErrorContains(t, err, "delete orphan "+orphan)
+	require.Contains(t, out, "NOT deleted")
+	require.Equal(t, 2, fx.cloud.Live(prefix))
+
+	executors.Register(config.ExecutorFake, executortest.Factory(fx.cloud, executortest.Options{}))
 	out, err = runStateApp(t, "state", "reconcile", fx.cfgPath)
 	require.NoError(t, err)
 	require.Contains(t, out, "1 orphan(s) deleted")
