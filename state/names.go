@@ -10,17 +10,20 @@ import (
 // <prefix><runner>-<job id>, into the runner part and the job id. It also
 // parses the Heptapod PAAS Runner's hpd-job-<token[:8]>-<job id> names
 // (whose runner part may itself contain "-", as in "glrt-abc"): the job id
-// is what follows the last "-". ok is false when name does not start with
-// prefix or does not end with a positive decimal job id.
+// is what follows the last "-". When prefix already includes the runner
+// part (executors.ResourcePrefix), runner is "". ok is false when name does
+// not start with prefix or does not end with a positive decimal job id.
 func ParseResourceName(prefix, name string) (runner string, jobID int64, ok bool) {
 	rest, found := strings.CutPrefix(name, prefix)
 	if !found {
 		return "", 0, false
 	}
 	i := strings.LastIndexByte(rest, '-')
-	if i <= 0 || i == len(rest)-1 {
+	if i == 0 || i == len(rest)-1 {
 		return "", 0, false
 	}
+	// i < 0: prefix already held the runner part
+	// (executors.ResourcePrefix); runner is then "".
 	digits := rest[i+1:]
 	for _, c := range digits {
 		if c < '0' || c > '9' {
@@ -31,7 +34,7 @@ func ParseResourceName(prefix, name string) (runner string, jobID int64, ok bool
 	if err != nil || id <= 0 {
 		return "", 0, false
 	}
-	return rest[:i], id, true
+	return rest[:max(i, 0)], id, true
 }
 
 // ResourceID returns the resource id recorded in a resource dump: the "id"

@@ -18,6 +18,8 @@ func TestParseResourceName(t *testing.T) {
 		"custom prefix":       {"ci-", "ci-3fa9c2d17b04-1", "3fa9c2d17b04", 1, true},
 		"heptapod token":      {"hpd-job-", "hpd-job-a1b2c3d4-77", "a1b2c3d4", 77, true},
 		"heptapod glrt token": {"hpd-job-", "hpd-job-glrt-abc-77", "glrt-abc", 77, true},
+		"runner prefix":       {"hpd-job-3fa9c2d17b04-", "hpd-job-3fa9c2d17b04-12", "", 12, true},
+		"runner prefix other": {"hpd-job-3fa9c2d17b04-", "hpd-job-9c0ffee12345-12", "", 0, false},
 		"other prefix":        {"hpd-job-", "web-3fa9c2d17b04-1", "", 0, false},
 		"no job id":           {"hpd-job-", "hpd-job-3fa9c2d17b04", "", 0, false},
 		"empty job id":        {"hpd-job-", "hpd-job-3fa9c2d17b04-", "", 0, false},
