@@ -180,6 +180,10 @@ type RunSpec struct {
 	Cmd []string
 	// Env is a list of KEY=value.
 	Env []string
+	// MemoryBytes limits the container's memory (0 = no limit).
+	MemoryBytes int64
+	// NanoCPUs limits the container's CPU (1e9 = one CPU; 0 = no limit).
+	NanoCPUs int64
 	// NetworkMode is the container's network ("host" in tests reaching a
 	// fake coordinator on 127.0.0.1); empty = the daemon's default.
 	NetworkMode string
@@ -193,6 +197,7 @@ func (c *Client) Run(ctx context.Context, spec RunSpec) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
 	host := &container.HostConfig{NetworkMode: container.NetworkMode(spec.NetworkMode)}
+	host.Memory, host.NanoCPUs = spec.MemoryBytes, spec.NanoCPUs
 	if spec.MountSocket {
 		sock := spec.SocketPath
 		if sock == "" {
@@ -276,6 +281,18 @@ func (c *Client) Inspect(ctx context.Context, idOrName string) (State, error) {
 		}
 	}
 	return st, nil
+}
+
+// Kill sends SIGKILL to a running container; a container that is gone or
+// not running is not an error.
+func (c *Client) Kill(ctx context.Context, id string) error {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	_, err := c.api.ContainerKill(ctx, id, client.ContainerKillOptions{})
+	if err != nil && !cerrdefs.IsNotFound(err) && !cerrdefs.IsConflict(err) {
+		return fmt.Errorf("kill container %s: %w", id, err)
+	}
+	return nil
 }
 
 // Remove force-removes the container (with its anonymous volumes) and then

@@ -97,8 +97,14 @@ func TestContainerLifecycle(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, none)
 
+	require.NoError(t, c.Kill(ctx, id))
+	st = waitExited(t, c, id)
+	require.Equal(t, 137, st.ExitCode)
+	require.NoError(t, c.Kill(ctx, id), "killing an exited container is fine")
+
 	require.NoError(t, c.Remove(ctx, id, ""))
 	require.NoError(t, c.Remove(ctx, id, ""), "removing twice is fine")
+	require.NoError(t, c.Kill(ctx, id), "killing a removed container is fine")
 	st, err = c.Inspect(ctx, id)
 	require.NoError(t, err)
 	require.Equal(t, docker.StatusNotFound, st.Status)
