@@ -174,8 +174,8 @@ func assertJobJSON(t *testing.T, job *coordinator.Job, proxy bool, data []byte) 
 		return
 	}
 	var got struct {
-		ID       int64 `json:"id"`
-		Image    struct{ Name string } `json:"image"`
+		ID       int64                          `json:"id"`
+		Image    struct{ Name string }          `json:"image"`
 		Services []struct{ Name, Alias string } `json:"services"`
 	}
 	require.NoError(t, json.Unmarshal(data, &got))
