@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"time"
@@ -124,4 +125,26 @@ func SelfBinary() (string, error) {
 		return "", fmt.Errorf("locate own executable: %w", err)
 	}
 	return p, nil
+}
+
+// Main is `exec-job` without the CLI framework, for test binaries that act
+// as paas-runner (args are what follows "exec-job"): --config FILE,
+// optional --builds-dir DIR, then the job payload file. It returns the exit
+// status (see ExitCode).
+func Main(ctx context.Context, args []string, o Options) int {
+	fs := flag.NewFlagSet("exec-job", flag.ContinueOnError)
+	configPath := fs.String("config", "", "runner.toml")
+	buildsDir := fs.String("builds-dir", "", "CI_BUILDS_DIR")
+	if err := fs.Parse(args); err != nil || fs.NArg() != 1 || *configPath == "" {
+		fmt.Fprintln(os.Stderr, "usage: exec-job --config runner.toml [--builds-dir DIR] job.json")
+		return 2
+	}
+	if o.BuildsDir == "" {
+		o.BuildsDir = *buildsDir
+	}
+	res, err := RunFiles(ctx, *configPath, fs.Arg(0), o)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "exec-job:", err)
+	}
+	return ExitCode(res, err)
 }
