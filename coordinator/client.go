@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -276,6 +277,9 @@ func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
 			_ = resp.Body.Close()
 		}
 		c.log.WithFields(fields).WithField("duration", time.Since(start).String()).Debug("coordinator request failed")
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			return nil, fmt.Errorf("%s %s: %w: %w", req.Method, endpoint, ErrAttemptTimeout, err)
+		}
 		return nil, fmt.Errorf("%s %s: %w", req.Method, endpoint, err)
 	}
 	defer resp.Body.Close()
@@ -321,7 +325,9 @@ func (c *Client) checkRetry(ctx context.Context, resp *http.Response, err error)
 		return false, ctx.Err()
 	}
 	if err != nil {
-		return Retryable(err), nil
+		// The caller's context is live, so a deadline is the per-attempt
+		// timeout: transient.
+		return errors.Is(err, context.DeadlineExceeded) || Retryable(err), nil
 	}
 	if !retryableStatus(resp.StatusCode) {
 		return false, nil

@@ -21,6 +21,11 @@ const maxErrorBody = 512
 // because the job is over: its Job-Status is neither running nor canceling.
 var ErrJobNotRunning = errors.New("job is not running any more")
 
+// ErrAttemptTimeout means one attempt of a request exceeded
+// Options.Timeout while the caller's context was still live; it is
+// transient.
+var ErrAttemptTimeout = errors.New("coordinator request attempt timed out")
+
 // ErrMalformedJob means the coordinator assigned a job (201) whose payload
 // could not be decoded.
 var ErrMalformedJob = errors.New("malformed job payload")
@@ -99,6 +104,9 @@ func StatusCode(err error) int {
 func Retryable(err error) bool {
 	if err == nil {
 		return false
+	}
+	if errors.Is(err, ErrAttemptTimeout) {
+		return true
 	}
 	if errors.Is(err, context.Canceled) {
 		return false

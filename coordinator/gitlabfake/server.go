@@ -39,7 +39,7 @@ type Options struct {
 	// repo_url); default the URL the server listens on.
 	ExternalURL string
 	// TraceUpdateInterval is the X-GitLab-Trace-Update-Interval value, in
-	// seconds (default 3).
+	// seconds (default 3; negative sends 0, for fast tests).
 	TraceUpdateInterval int
 	// FinalUpdateAccepted is how many times a final PUT (success/failed)
 	// is answered 202 before being applied with 200.
@@ -107,8 +107,11 @@ func New(opts Options) *Server {
 	if opts.RegistrationTokens == nil {
 		opts.RegistrationTokens = []string{DefaultRegistrationToken}
 	}
-	if opts.TraceUpdateInterval <= 0 {
+	switch {
+	case opts.TraceUpdateInterval == 0:
 		opts.TraceUpdateInterval = 3
+	case opts.TraceUpdateInterval < 0:
+		opts.TraceUpdateInterval = 0
 	}
 	seed := opts.Seed
 	if seed == 0 {
