@@ -247,6 +247,7 @@ func (h *harness) stop() error {
 	h.cancel = nil
 	select {
 	case err := <-h.done:
+		h.d.wg.Wait() // operations still in flight after a forced stop
 		return err
 	case <-time.After(20 * time.Second):
 		h.t.Error("dispatcher did not stop within 20s")
