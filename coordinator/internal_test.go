@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"testing"
 	"time"
 
@@ -130,4 +132,22 @@ func TestValidFailureReason(t *testing.T) {
 func TestRedactURLString(t *testing.T) {
 	require.Equal(t, "http://h/api/v4/job", redactURLString("http://user:pw@h/api/v4/job?job_token=secret"))
 	require.Equal(t, "Get ", redactURLString("Get ?token=secret"))
+}
+
+func TestSystemID(t *testing.T) {
+	cfg := t.TempDir() + "/config.toml"
+	id, exists, err := PeekSystemID(cfg)
+	require.NoError(t, err)
+	require.False(t, exists)
+	require.Regexp(t, `^[sr]_[0-9a-zA-Z]{12}$`, id)
+	_, err = os.Stat(SystemIDPath(cfg))
+	require.ErrorIs(t, err, fs.ErrNotExist, "peek writes nothing")
+	id1, err := LoadSystemID(cfg)
+	require.NoError(t, err)
+	id2, err := LoadSystemID(cfg)
+	require.NoError(t, err)
+	require.Equal(t, id1, id2, "persistent")
+	st, err := os.Stat(SystemIDPath(cfg))
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), st.Mode().Perm())
 }

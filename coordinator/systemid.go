@@ -28,21 +28,43 @@ var machineIDFiles = []string{"/etc/machine-id", "/var/lib/dbus/machine-id"}
 // "gitlab-runner") when a machine id is readable, else "r_" + 12 random
 // alphanumerics. The file is written 0600.
 func LoadSystemID(configPath string) (string, error) {
-	p := filepath.Join(filepath.Dir(configPath), SystemIDFile)
-	b, err := os.ReadFile(p)
+	id, exists, err := PeekSystemID(configPath)
+	if err != nil || exists {
+		return id, err
+	}
+	if err := SaveSystemID(configPath, id); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// PeekSystemID returns the system_id stored next to configPath (exists =
+// true) or, when there is none yet, the one LoadSystemID would create,
+// without writing anything.
+func PeekSystemID(configPath string) (id string, exists bool, err error) {
+	b, err := os.ReadFile(SystemIDPath(configPath))
 	switch {
 	case err == nil:
 		if id := strings.TrimSpace(string(b)); systemIDRe.MatchString(id) {
-			return id, nil
+			return id, true, nil
 		}
 	case !errors.Is(err, fs.ErrNotExist):
-		return "", fmt.Errorf("read system id: %w", err)
+		return "", false, fmt.Errorf("read system id: %w", err)
 	}
-	id := newSystemID()
-	if err := os.WriteFile(p, []byte(id+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("write system id: %w", err)
+	return newSystemID(), false, nil
+}
+
+// SaveSystemID writes id next to configPath (mode 0600).
+func SaveSystemID(configPath, id string) error {
+	if err := os.WriteFile(SystemIDPath(configPath), []byte(id+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write system id: %w", err)
 	}
-	return id, nil
+	return nil
+}
+
+// SystemIDPath returns the path of the system_id file of configPath.
+func SystemIDPath(configPath string) string {
+	return filepath.Join(filepath.Dir(configPath), SystemIDFile)
 }
 
 func newSystemID() string {
