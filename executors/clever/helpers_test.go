@@ -32,6 +32,7 @@ type env struct {
 	runner *config.Runner
 	exec   *cleverexec.Executor
 	logs   *logtest.Hook
+	logger *logrus.Logger
 }
 
 func newRunner(fake *clevertest.Server) *config.Runner {
@@ -71,7 +72,7 @@ func newEnv(t *testing.T, mutRunner func(*config.Runner), mutOpts func(*cleverex
 	}
 	ex, err := cleverexec.New(r, opts)
 	require.NoError(t, err)
-	return &env{fake: fake, runner: r, exec: ex, logs: hook}
+	return &env{fake: fake, runner: r, exec: ex, logs: hook, logger: logger}
 }
 
 // logText returns every captured log line, formatted with all fields.

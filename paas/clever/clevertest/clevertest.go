@@ -145,6 +145,7 @@ type Server struct {
 	rejectPush     bool
 	requireScheme  string
 	flavors        []Flavor
+	onPush         func(appID, name string)
 	version        string
 	requests       []Request
 	rnd            *mrand.Rand
@@ -276,6 +277,15 @@ func (s *Server) RejectPushes(reject bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.rejectPush = reject
+}
+
+// OnPush registers f, called (outside the fake's lock) after every
+// successful push with the application's id and name: tests play the inner
+// runner from it.
+func (s *Server) OnPush(f func(appID, name string)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onPush = f
 }
 
 // SetInstanceVersion changes the current Docker instance version; creating
@@ -857,10 +867,17 @@ func (s *Server) recordPush(appID string) {
 		return
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if a, ok := s.apps[appID]; ok {
+	a, ok := s.apps[appID]
+	var name string
+	if ok {
 		a.Pushes++
 		a.CommitID = ref.Hash().String()
 		a.State = "SHOULD_BE_UP"
+		name = a.Name
+	}
+	hook := s.onPush
+	s.mu.Unlock()
+	if ok && hook != nil {
+		hook(appID, name)
 	}
 }
