@@ -2,6 +2,7 @@ package localdocker_test
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"testing"
 
@@ -86,8 +87,9 @@ func TestFlavors(t *testing.T) {
 			job := &coordinator.Job{ID: 1, Variables: vars}
 			w, err := e.ExpectedWeight(t.Context(), job)
 			if tc.wantErr {
-				_, ok := err.(*executors.JobError) //nolint:errorlint // direct
+				je, ok := errors.AsType[*executors.JobError](err)
 				require.True(t, ok, "%v", err)
+				require.Contains(t, je.Public, tc.requested)
 				return
 			}
 			require.NoError(t, err)

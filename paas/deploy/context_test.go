@@ -44,7 +44,7 @@ func testRunner() *config.Runner {
 	r.Extra = map[string]any{
 		"custom_build_dir": map[string]any{"enabled": true},
 		"docker":           map[string]any{"image": "debian:12", "privileged": false, "volumes": []any{"/cache"}},
-		"cache":            map[string]any{"Type": "s3", "s3": map[string]any{"SecretKey": s3Secret}},
+		"cache":            map[string]any{"Type": "s3", "s3": map[string]any{"SecretKey": config.Secret(s3Secret)}},
 		"cc_future_key":    "should-not-pass",
 	}
 	return &r

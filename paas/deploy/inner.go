@@ -2,7 +2,6 @@ package deploy
 
 import (
 	"maps"
-	"math"
 	"strings"
 
 	"gitlab.com/paas-runner/paas-runner/config"
@@ -23,22 +22,13 @@ var removedKeys = []string{
 	"work_root",
 }
 
-// innerConfigurer is implemented by config.Runner once the config package
-// provides the forwarded table itself.
-type innerConfigurer interface {
-	InnerConfig() map[string]any
-}
-
-// innerTable returns the [[runners]] table forwarded to the inner runner,
-// with real secret values, scrubbed of every key the inner runner must not
-// see whatever its source.
+// innerTable returns the [[runners]] table forwarded to the inner runner
+// (config.Runner.InnerConfig), with real secret values, scrubbed again of
+// every key the inner runner must not see.
 func innerTable(r *config.Runner) map[string]any {
-	var table map[string]any
-	if ic, ok := any(r).(innerConfigurer); ok {
-		table = maps.Clone(ic.InnerConfig())
-	}
+	table := maps.Clone(r.InnerConfig())
 	if table == nil {
-		table = ownInnerTable(r)
+		table = map[string]any{}
 	}
 	for k := range table {
 		if strings.HasPrefix(k, "cc_") {
@@ -51,39 +41,6 @@ func innerTable(r *config.Runner) map[string]any {
 	table["executor"] = "docker"
 	revealed, _ := reveal(table).(map[string]any)
 	return revealed
-}
-
-// ownInnerTable builds the forwarded table from the typed fields and Extra
-// (used while config has no InnerConfig).
-func ownInnerTable(r *config.Runner) map[string]any {
-	t := make(map[string]any, len(r.Extra)+8)
-	for k, v := range r.Extra {
-		t[k] = v
-	}
-	if r.Name != "" {
-		t["name"] = r.Name
-	}
-	if r.URL != "" {
-		t["url"] = r.URL
-	}
-	if r.ID != 0 {
-		t["id"] = r.ID
-	}
-	if !r.Token.IsZero() {
-		t["token"] = r.Token.Reveal()
-	}
-	if r.HeptapodPaasRunnerHelperImage != "" {
-		t["heptapod_paas_runner_helper_image"] = r.HeptapodPaasRunnerHelperImage
-	}
-	if r.PaasKeepResourcesForReuseSeconds != 0 {
-		secs := float64(r.PaasKeepResourcesForReuseSeconds)
-		if secs == math.Trunc(secs) {
-			t["paas_keep_resources_for_reuse_seconds"] = int64(secs)
-		} else {
-			t["paas_keep_resources_for_reuse_seconds"] = secs
-		}
-	}
-	return t
 }
 
 // reveal returns v with every config.Secret replaced by its value, so that
