@@ -288,3 +288,46 @@ func TestProvisionBuildFailure(t *testing.T) {
 	require.Equal(t, "paas-runner could not build the image of this job's host", executors.PublicMessage(err))
 	requireNothingLeft(t, env.docker, env.runner)
 }
+
+func TestAgentMode(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		agentImage bool
+	}{
+		{name: "agent binary copied into the context"},
+		{name: "agent copied from agent_image", agentImage: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			env := newE2E(t)
+			env.runner.InnerRunner = config.InnerRunnerAgent
+			opts := localdocker.Options{Docker: env.docker, NetworkMode: "host"}
+			if tc.agentImage {
+				env.runner.AgentImage = env.runner.HeptapodRunnerMainImage
+			} else {
+				opts.AgentBinary = dockertest.StandinBinary(t)
+			}
+			e, err := localdocker.New(env.runner, executors.Deps{}, opts)
+			require.NoError(t, err)
+			env.exec = e
+			// The job's image is the locally built stand-in image (nothing
+			// can be pulled here).
+			env.fake.Enqueue(gitlabfake.JobSpec{RunnerToken: env.runner.Token.Reveal(), Image: env.runner.HeptapodRunnerMainImage})
+			job, err := env.client.RequestJob(t.Context())
+			require.NoError(t, err)
+			require.NotNil(t, job)
+			spec := executors.JobSpec{Job: job, ResourceName: executors.ResourceName(env.runner, job.ID)}
+			res, err := env.start(t.Context(), spec)
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = e.Decommission(context.Background(), res) })
+			st := env.waitStatus(t, res, exited)
+			require.Equal(t, 0, st.ExitCode)
+			j, _ := env.fake.Job(job.ID)
+			require.Equal(t, gitlabfake.StateSuccess, j.State)
+			require.Contains(t, string(j.Trace), "executor=docker")
+			require.NoError(t, e.Decommission(t.Context(), res))
+			requireNothingLeft(t, env.docker, env.runner)
+		})
+	}
+}

@@ -32,6 +32,10 @@ const StandinPath = "/usr/bin/gitlab-runner"
 // paas-runner agent in agent-mode images.
 const AgentPath = "/usr/local/bin/paas-runner"
 
+// AgentImagePath is where InnerImage puts the stand-in for agent_image
+// (COPY --from=<agent_image> /usr/bin/paas-runner).
+const AgentImagePath = "/usr/bin/paas-runner"
+
 // TestLabel marks every image this package builds.
 const TestLabel = "paas-runner.test"
 
@@ -99,7 +103,7 @@ func fileExists(p string) bool {
 }
 
 // InnerImage builds a FROM scratch image holding the stand-in at
-// StandinPath and AgentPath, tagged paas-runner-test/inner:<random>, and
+// StandinPath, AgentPath and AgentImagePath, tagged paas-runner-test/inner:<random>, and
 // removes it when the test ends. It returns the tag.
 func InnerImage(t testing.TB, c *docker.Client) string {
 	t.Helper()
@@ -107,7 +111,7 @@ func InnerImage(t testing.TB, c *docker.Client) string {
 	require.NoError(t, err)
 	tag := "paas-runner-test/inner:" + RandomSuffix()
 	bc := &deploy.Context{Files: []deploy.File{
-		{Name: "Dockerfile", Mode: 0o644, Data: []byte("FROM scratch\nCOPY standin " + StandinPath + "\nCOPY standin " + AgentPath + "\nENTRYPOINT [\"" + StandinPath + "\"]\n")},
+		{Name: "Dockerfile", Mode: 0o644, Data: []byte("FROM scratch\nCOPY standin " + StandinPath + "\nCOPY standin " + AgentPath + "\nCOPY standin " + AgentImagePath + "\nENTRYPOINT [\"" + StandinPath + "\"]\n")},
 		{Name: "standin", Mode: 0o755, Data: bin},
 	}}
 	BuildImage(t, c, tag, bc)
