@@ -1,0 +1,76 @@
+package devmode
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/stretchr/testify/require"
+
+	"gitlab.com/paas-runner/paas-runner/agent"
+)
+
+// agentMarker makes this test binary act as `paas-runner exec-job` when the
+// local-process executor launches it (it runs os.Executable()).
+const agentMarker = "PAAS_RUNNER_DEVMODE_TEST_AGENT"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(agentMarker) == "1" && len(os.Args) > 1 && os.Args[1] == "exec-job" {
+		os.Exit(agent.Main(context.Background(), os.Args[2:], agent.Options{}))
+	}
+	os.Exit(m.Run())
+}
+
+// TestDevFlow runs the demo pipeline non-interactively, as `make dev`
+// would, with sleeps and intervals scaled down.
+func TestDevFlow(t *testing.T) {
+	if testing.Short() {
+		t.Skip("process-level test")
+	}
+	t.Setenv(agentMarker, "1")
+	var out bytes.Buffer
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	if testing.Verbose() {
+		log.SetOutput(os.Stderr)
+	}
+	dir := t.TempDir()
+	sum, err := Run(t.Context(), Options{Dir: dir, Scale: 0.1, Out: &out, Logger: log, Timeout: 2 * time.Minute})
+	require.NoError(t, err, out.String())
+	require.True(t, sum.AllExpected(), out.String())
+	require.Len(t, sum.Jobs, len(DemoPipeline(1)))
+
+	weights := map[string]float64{}
+	for _, j := range sum.Jobs {
+		b, err := os.ReadFile(j.LogPath)
+		require.NoError(t, err)
+		log := string(b)
+		switch j.Name {
+		case "docs":
+			require.Contains(t, log, "The paas-runner dev-mode demo project, version 1.0.0.", "checkout of the demo repository")
+		case "flaky-test":
+			require.Contains(t, log, "after_script still runs after a failure")
+		case "deploy-preview":
+			require.Contains(t, log, "deploying with token [MASKED]")
+		case "huge-job":
+			require.Contains(t, log, "XXL")
+		}
+		if j.Weight > 0 {
+			weights[j.Flavor] = j.Weight
+		}
+	}
+	require.Less(t, weights["XS"], weights["S"])
+	require.Less(t, weights["M"], weights["L"])
+	require.Contains(t, out.String(), "Every job reached its expected outcome.")
+	require.Contains(t, out.String(), "quota ")
+	entries, err := os.ReadDir(filepath.Join(dir, "jobs"))
+	require.NoError(t, err)
+	require.Empty(t, entries, "work directories left behind")
+	require.False(t, strings.Contains(out.String(), "\x1b["), "non-interactive output has escapes")
+}
