@@ -4,14 +4,15 @@ import (
 	"context"
 	"errors"
 	"math"
-	"runtime"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"gitlab.com/paas-runner/paas-runner/config"
 	"gitlab.com/paas-runner/paas-runner/coordinator"
 	"gitlab.com/paas-runner/paas-runner/executors"
+	cleverexec "gitlab.com/paas-runner/paas-runner/executors/clever"
 	"gitlab.com/paas-runner/paas-runner/paas/clever/clevertest"
 	"gitlab.com/paas-runner/paas-runner/quota"
 )
@@ -133,24 +134,27 @@ func requireJobError(t *testing.T, err error, public string) {
 }
 
 func TestLaunchInterruptible(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
 	e := newEnv(t, func(r *config.Runner) {
 		r.CCDeploymentRepoTimeout = 3600
 		r.CCDeploymentRepoWaitStep = 3600
-	}, nil)
+	}, func(o *cleverexec.Options) {
+		// Cancel as soon as the first readiness poll is answered: Launch
+		// is then waiting for an hour-long step.
+		o.Client.Observer = func(_, endpoint string, status int, _ time.Duration) {
+			if endpoint == "/organisations/:orga/applications/:app" && status == 200 {
+				cancel()
+			}
+		}
+	})
 	e.fake.SetRepoReadyAfter(-1)
 	spec := e.spec(t)
 	res, err := e.exec.Provision(t.Context(), spec)
 	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(t.Context())
-	go func() {
-		// Cancel once the first readiness poll was answered.
-		for countRequests(e.fake, clevertest.EndpointGet) == 0 {
-			runtime.Gosched()
-		}
-		cancel()
-	}()
 	_, err = e.exec.Launch(ctx, res, spec)
 	require.ErrorIs(t, err, context.Canceled)
+	require.Equal(t, 1, countRequests(e.fake, clevertest.EndpointGet))
 	require.NoError(t, e.exec.Decommission(t.Context(), res))
 }
 

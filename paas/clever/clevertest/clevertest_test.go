@@ -100,3 +100,37 @@ func TestInventoryAndOrgaIsolation(t *testing.T) {
 	require.True(t, fake.Apps()[0].Deleted)
 	require.Equal(t, orgaID, fake.Apps()[0].Orga)
 }
+
+func TestFaultKnobs(t *testing.T) {
+	tests := []struct {
+		name    string
+		inject  func(*clevertest.Server)
+		wantErr bool
+	}{
+		{"error rate 1 fails every call", func(s *clevertest.Server) { s.SetErrorRate(clevertest.EndpointList, 1, 418) }, true},
+		{"error rate 0 fails none", func(s *clevertest.Server) { s.SetErrorRate(clevertest.EndpointList, 0, 418) }, false},
+		{"status sequence", func(s *clevertest.Server) { s.FailNext(clevertest.EndpointList, 0, 409) }, true},
+		{"latency past the attempt timeout", func(s *clevertest.Server) { s.SetLatency(clevertest.EndpointList, time.Second) }, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fake := clevertest.New(t, clevertest.WithoutGit())
+			fake.AddOrga(orgaID, token)
+			c, err := clever.New(clever.Options{BaseURL: fake.APIURL(), RetryMax: -1, Timeout: 50 * time.Millisecond})
+			require.NoError(t, err)
+			o := clever.Orga{ID: orgaID, Token: token}
+			_, err = c.ListApps(t.Context(), o)
+			require.NoError(t, err, "first call")
+			tc.inject(fake)
+			_, err = c.ListApps(t.Context(), o)
+			if !tc.wantErr {
+				require.NoError(t, err)
+				return
+			}
+			if err == nil {
+				_, err = c.ListApps(t.Context(), o)
+			}
+			require.Error(t, err)
+		})
+	}
+}
