@@ -125,7 +125,7 @@ func New(r *config.Runner, opts Options) (*Executor, error) {
 		orgas: &orgaResolver{
 			groups: opts.Groups, token: attrToken, idAttr: idAttr, tokenAttr: tokenAttr,
 			ttl: opts.OrgaTTL, now: opts.Now,
-			byGroup: map[string]orgaEntry{}, known: map[string]clever.Orga{},
+			byGroup: map[string]orgaEntry{}, known: map[string]knownOrga{},
 		},
 		log:    log,
 		opts:   opts,

@@ -318,8 +318,8 @@ func (e *Executor) Adopt(ctx context.Context, name string, job *coordinator.Job)
 		}
 		cands = []candidate{{orga, group}}
 	default:
-		for _, o := range e.orgas.knownOrgas() {
-			cands = append(cands, candidate{orga: o})
+		for _, k := range e.orgas.knownOrgas() {
+			cands = append(cands, candidate{orga: k.orga, group: k.group})
 		}
 	}
 	for _, c := range cands {
@@ -350,7 +350,10 @@ func (e *Executor) Adopt(ctx context.Context, name string, job *coordinator.Job)
 func (e *Executor) List(ctx context.Context) ([]executors.Listed, error) {
 	orgas := []clever.Orga{e.fixedOrga()}
 	if e.runner.CCMultiTenant {
-		orgas = e.orgas.knownOrgas()
+		orgas = orgas[:0]
+		for _, k := range e.orgas.knownOrgas() {
+			orgas = append(orgas, k.orga)
+		}
 	}
 	prefix := executors.ResourcePrefix(e.runner)
 	heptapod := "hpd-job-" + e.runner.HeptapodName() + "-"

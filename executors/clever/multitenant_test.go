@@ -133,5 +133,12 @@ func TestMultiTenantCachesGroups(t *testing.T) {
 	require.Len(t, listed, 3, "List covers the organisations seen")
 	for _, l := range listed {
 		require.Contains(t, ids, l.ID)
+		// Reconciliation deletes orphans with Adopt given only the job id
+		// parsed from the name.
+		res, err := e.exec.Adopt(t.Context(), l.Name, &coordinator.Job{ID: 1})
+		require.NoError(t, err)
+		require.NotNil(t, res)
+		require.NoError(t, e.exec.Decommission(t.Context(), res))
 	}
+	require.Empty(t, e.fake.Live())
 }

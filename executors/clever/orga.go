@@ -49,9 +49,15 @@ type orgaResolver struct {
 	mu sync.Mutex
 	// byGroup caches organisations by group (guarded by mu).
 	byGroup map[string]orgaEntry
-	// known holds every organisation ever resolved, by id (guarded by mu),
-	// for List.
-	known map[string]clever.Orga
+	// known holds every organisation ever resolved, by id, with the group
+	// it was last resolved for (guarded by mu), for List and Adopt.
+	known map[string]knownOrga
+}
+
+// knownOrga is an organisation and a group it was resolved for.
+type knownOrga struct {
+	orga  clever.Orga
+	group string
 }
 
 // rootGroup returns the top-level group of a job: job_info.root_namespace_id
@@ -108,16 +114,16 @@ func (o *orgaResolver) resolve(ctx context.Context, group string) (clever.Orga, 
 	orga := clever.Orga{ID: id, Token: config.Secret(token)}
 	o.mu.Lock()
 	o.byGroup[group] = orgaEntry{orga: orga, fetched: now}
-	o.known[id] = orga
+	o.known[id] = knownOrga{orga: orga, group: group}
 	o.mu.Unlock()
 	return orga, nil
 }
 
 // knownOrgas returns every organisation resolved so far, sorted by id.
-func (o *orgaResolver) knownOrgas() []clever.Orga {
+func (o *orgaResolver) knownOrgas() []knownOrga {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	out := make([]clever.Orga, 0, len(o.known))
+	out := make([]knownOrga, 0, len(o.known))
 	for _, id := range slices.Sorted(maps.Keys(o.known)) {
 		out = append(out, o.known[id])
 	}
