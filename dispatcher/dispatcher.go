@@ -138,6 +138,8 @@ type Dispatcher struct {
 	stopping bool
 	dirty    bool
 
+	lastPublish time.Time
+
 	quotaKnown  bool
 	quotaTries  time.Duration
 	lastCycle   time.Time
@@ -287,7 +289,13 @@ loop:
 		if d.stopping && d.critical == 0 {
 			break
 		}
-		if next, ok := d.nextTimer(); ok && !next.Equal(armed) {
+		next, ok := d.nextTimer()
+		if d.dirty {
+			if at := d.lastPublish.Add(publishEvery); !ok || at.Before(next) {
+				next, ok = at, true
+			}
+		}
+		if ok && !next.Equal(armed) {
 			armed = next
 			timer.Reset(max(next.Sub(d.clock.Now()), 0))
 		}
@@ -314,7 +322,7 @@ loop:
 			d.log.Warn("forced shutdown: flushing state and exiting")
 			break loop
 		}
-		if d.dirty && len(d.events) == 0 {
+		if d.dirty && len(d.events) == 0 && d.clock.Now().Sub(d.lastPublish) >= publishEvery {
 			d.publish()
 		}
 	}

@@ -59,6 +59,9 @@ type harnessOpts struct {
 	cloud        *executortest.Cloud
 	gl           *gitlabfake.Server
 	tuning       Tuning
+	// extraRunner, when set, adds a second runner (a copy of the first
+	// that it edits) with its own Fake and client.
+	extraRunner func(r *config.Runner)
 	// innerRunner plays every launched job: nil = succeed after a short
 	// delay.
 	innerRunner func(h *harness, spec executors.JobSpec)
@@ -144,6 +147,11 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 		}
 	}
 	cfg.Runners = []config.Runner{r}
+	if o.extraRunner != nil {
+		r2 := r
+		o.extraRunner(&r2)
+		cfg.Runners = append(cfg.Runners, r2)
+	}
 	if o.mutate != nil {
 		o.mutate(cfg)
 	}
@@ -185,11 +193,20 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 		tuning.CallTimeout = 10 * time.Second
 	}
 	h.force = make(chan struct{})
+	execs := map[string]executors.Executor{h.runner.ShortID(): h.fake}
+	coords := map[string]Coordinator{h.runner.ShortID(): h.coord}
+	for i := 1; i < len(cfg.Runners); i++ {
+		r := &cfg.Runners[i]
+		execs[r.ShortID()] = executortest.NewFake(h.cloud, r, executortest.Options{Flavors: fo.Flavors, Logger: h.log})
+		coords[r.ShortID()] = coordinator.New(h.gl.URL(), r.Token, coordinator.Options{
+			Logger: h.log, RetryWaitMin: time.Millisecond, RetryWaitMax: 5 * time.Millisecond,
+		})
+	}
 	d, err := New(cfg, Options{
 		Logger:       h.log,
 		Store:        h.store,
-		Executors:    map[string]executors.Executor{h.runner.ShortID(): h.fake},
-		Coordinators: map[string]Coordinator{h.runner.ShortID(): h.coord},
+		Executors:    execs,
+		Coordinators: coords,
 		Force:        h.force,
 		Tuning:       tuning,
 		afterEvent:   h.checkInvariants,

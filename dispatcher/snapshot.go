@@ -76,9 +76,14 @@ func (d *Dispatcher) Snapshot() Snapshot {
 	return Snapshot{}
 }
 
+// publishEvery bounds how often snapshots are rebuilt under load: building
+// one is O(tracked jobs), events are O(1).
+const publishEvery = 5 * time.Millisecond
+
 // publish builds and publishes a snapshot (owner only).
 func (d *Dispatcher) publish() {
 	d.dirty = false
+	d.lastPublish = d.clock.Now()
 	s := &Snapshot{
 		Time:       d.clock.Now(),
 		Ledger:     d.ledger.Snapshot(),
