@@ -180,6 +180,9 @@ func TestDockerInstanceType(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "20270101", it.Version)
 	require.Equal(t, 2, count(fake, clevertest.EndpointInstances))
+	for _, r := range fake.Requests() {
+		require.Empty(t, r.Scheme, "catalogue calls carry no credentials: %s", r.Path)
+	}
 }
 
 func TestAuthSchemes(t *testing.T) {
