@@ -1,14 +1,17 @@
 package localdocker_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/sirupsen/logrus"
 	"github.com/stretchr/testify/require"
 
 	"gitlab.com/paas-runner/paas-runner/config"
@@ -94,6 +97,7 @@ func TestContract(t *testing.T) {
 // e2eEnv is a fake coordinator with one runner, served to containers on
 // the host network.
 type e2eEnv struct {
+	logs   *bytes.Buffer
 	fake   *gitlabfake.Server
 	runner *config.Runner
 	client *coordinator.Client
@@ -110,12 +114,42 @@ func newE2E(t *testing.T) *e2eEnv {
 	r := newRunner(fake.URL(), inner)
 	fake.AddRunner(r.Token.Reveal())
 	cleanupRunner(t, c, r)
+	logs := &bytes.Buffer{}
+	logger := logrus.New()
+	logger.SetOutput(&lockedWriter{w: logs})
+	logger.SetLevel(logrus.DebugLevel)
+	e, err := localdocker.New(r, executors.Deps{Logger: logger}, localdocker.Options{Docker: c, NetworkMode: "host"})
+	require.NoError(t, err)
 	return &e2eEnv{
+		logs:   logs,
 		fake:   fake,
 		runner: r,
 		client: coordinator.New(fake.URL(), r.Token, coordinator.Options{}),
 		docker: c,
-		exec:   newExecutor(t, r, c),
+		exec:   e,
+	}
+}
+
+// lockedWriter serialises writes of concurrent loggers.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p) //nolint:wrapcheck // test helper
+}
+
+// requireNoTokens checks that no runner or job token reached the logs.
+func (env *e2eEnv) requireNoTokens(t *testing.T, specs []executors.JobSpec) {
+	t.Helper()
+	logs := env.logs.String()
+	require.Contains(t, logs, "started job container", "the executor logs its transitions")
+	require.NotContains(t, logs, env.runner.Token.Reveal())
+	for _, s := range specs {
+		require.NotContains(t, logs, s.Job.Token.Reveal())
 	}
 }
 
@@ -197,6 +231,7 @@ func TestEndToEndTenJobs(t *testing.T) {
 		require.NoError(t, env.exec.Decommission(t.Context(), res))
 	}
 	requireNothingLeft(t, env.docker, env.runner)
+	env.requireNoTokens(t, specs)
 	for _, res := range resources {
 		st, err := env.exec.Check(t.Context(), res)
 		require.NoError(t, err)
@@ -285,6 +320,8 @@ func TestProvisionBuildFailure(t *testing.T) {
 	require.True(t, ok, "want a JobError, got %v", err)
 	require.Equal(t, coordinator.RunnerSystemFailure, je.Reason)
 	require.ErrorIs(t, err, docker.ErrBuild)
+	require.NotContains(t, err.Error(), env.runner.Token.Reveal())
+	require.NotContains(t, err.Error(), spec.Job.Token.Reveal())
 	require.Equal(t, "paas-runner could not build the image of this job's host", executors.PublicMessage(err))
 	requireNothingLeft(t, env.docker, env.runner)
 }
