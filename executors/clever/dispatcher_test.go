@@ -156,6 +156,7 @@ func TestDispatcherEndToEnd(t *testing.T) {
 		require.Equal(t, "heptapod-runner-"+flavor, app.Create["maxFlavor"])
 		require.Equal(t, "par", app.Create["zone"])
 		require.Equal(t, "TASK", app.Create["instanceLifetime"])
+		require.Equal(t, map[string]string{"CC_MOUNT_DOCKER_SOCKET": "true", "CC_ENABLE_HEPTAPOD_RUNNER": "true", "A_EXTRA": "1"}, app.Env)
 		require.True(t, app.Deleted)
 		files, ok := dm.fake.Pushed(app.ID)
 		require.True(t, ok)
