@@ -18,6 +18,9 @@ import (
 	"gitlab.com/paas-runner/paas-runner/coordinator"
 )
 
+// runnerInterrupted is reported when the agent is stopped mid-job.
+const runnerInterrupted coordinator.FailureReason = "runner_interrupted"
+
 // ErrNoJob is returned by Run when Options.Job is nil.
 var ErrNoJob = errors.New("no job to run")
 
@@ -166,6 +169,8 @@ func stages(ctx, jobCtx context.Context, o *Options, job *coordinator.Job, out i
 			return Result{State: "failed", FailureReason: coordinator.ScriptFailure, Canceled: true}
 		case jobCtx.Err() != nil && ctx.Err() == nil:
 			return Result{State: "failed", FailureReason: coordinator.JobExecutionTimeout}
+		case ctx.Err() != nil:
+			return Result{State: "failed", FailureReason: runnerInterrupted}
 		}
 		return systemFailure(out, log, err)
 	}
@@ -194,6 +199,10 @@ func stages(ctx, jobCtx context.Context, o *Options, job *coordinator.Job, out i
 			return systemFailure(out, log, err)
 		case outcome == stepStopped:
 			res = Result{State: "failed", FailureReason: coordinator.ScriptFailure, Canceled: true}
+		case outcome == stepTimedOut && ctx.Err() != nil:
+			// The agent itself was stopped (SIGTERM), not the job timeout.
+			fmt.Fprintf(out, "%sERROR: the job was interrupted: the agent is shutting down%s\n", ansiBoldRed, ansiReset)
+			res = Result{State: "failed", FailureReason: runnerInterrupted}
 		case outcome == stepTimedOut:
 			res = Result{State: "failed", FailureReason: coordinator.JobExecutionTimeout}
 		case outcome == stepFailed && step.AllowFailure:
@@ -205,7 +214,7 @@ func stages(ctx, jobCtx context.Context, o *Options, job *coordinator.Job, out i
 			continue
 		}
 		failed = true
-		if res.Canceled || res.FailureReason == coordinator.JobExecutionTimeout {
+		if res.Canceled || res.FailureReason == coordinator.JobExecutionTimeout || res.FailureReason == runnerInterrupted {
 			break
 		}
 	}

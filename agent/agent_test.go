@@ -273,3 +273,27 @@ func TestRunWithoutJob(t *testing.T) {
 	_, err := Run(context.Background(), Options{})
 	require.ErrorIs(t, err, ErrNoJob)
 }
+
+// TestInterrupted checks that stopping the agent (SIGTERM → ctx canceled)
+// kills the script and still reports the job, as runner_interrupted.
+func TestInterrupted(t *testing.T) {
+	s := newFake(t, gitlabfake.Options{})
+	job := acquire(t, s, gitlabfake.JobSpec{Script: []string{"echo started", "sleep 60"}}, false)
+	noGit(job)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan Result, 1)
+	go func() {
+		res, err := Run(ctx, testOptions(t, s, job))
+		require.NoError(t, err)
+		done <- res
+	}()
+	_, err := s.WaitJob(t.Context(), job.ID, func(j gitlabfake.Job) bool { return strings.Contains(string(j.Trace), "started") })
+	require.NoError(t, err)
+	cancel()
+	res := <-done
+	require.Equal(t, "failed", res.State)
+	got, _ := s.Job(job.ID)
+	require.Equal(t, gitlabfake.StateFailed, got.State)
+	require.Equal(t, "runner_interrupted", got.FailureReason)
+	require.Contains(t, string(got.Trace), "interrupted")
+}

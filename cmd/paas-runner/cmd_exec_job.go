@@ -2,6 +2,9 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/urfave/cli/v2"
 
@@ -27,7 +30,9 @@ func execJobCommand() *cli.Command {
 				return cli.Exit("exec-job: expected exactly one argument, the job payload file", 2)
 			}
 			agent.Version = version
-			res, err := agent.RunFiles(c.Context, c.String("config"), c.Args().First(), agent.Options{
+			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			res, err := agent.RunFiles(ctx, c.String("config"), c.Args().First(), agent.Options{
 				BuildsDir: c.String("builds-dir"),
 				Logger:    log,
 			})
