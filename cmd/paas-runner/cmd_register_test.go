@@ -424,3 +424,33 @@ func TestTOMLString(t *testing.T) {
 		})
 	}
 }
+
+func TestRegisterUndoneWhenConfigCannotBeWritten(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     func(fake *gitlabfake.Server) []string
+		endpoint string
+	}{
+		{"legacy runner deleted", func(*gitlabfake.Server) []string {
+			return []string{"--registration-token", gitlabfake.DefaultRegistrationToken}
+		}, "DELETE /runners"},
+		{"glrt manager deleted", func(fake *gitlabfake.Server) []string {
+			fake.AddRunner(glrtToken)
+			return []string{"--token", glrtToken}
+		}, "DELETE /runners/managers"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fake := startFake(t, gitlabfake.Options{})
+			cfg := filepath.Join(t.TempDir(), "missing-dir", "config.toml")
+			args := append([]string{"register", cfg, "-n", "--url", fake.URL(), "--name", "x", "--executor", "local-process"}, tc.args(fake)...)
+			_, err := runRegisterApp(t, "", args...)
+			require.ErrorContains(t, err, "write config")
+			require.Len(t, fake.Recorded(tc.endpoint), 1)
+			for _, r := range fake.Runners() {
+				require.Empty(t, r.Managers, "no runner manager left behind")
+				require.False(t, r.Legacy, "no legacy runner left behind")
+			}
+		})
+	}
+}

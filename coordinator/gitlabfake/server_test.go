@@ -2,12 +2,14 @@ package gitlabfake_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"hash/crc32"
 	"io"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -321,4 +323,30 @@ func TestPausedAndLongPoll(t *testing.T) {
 	resp, _ = do(t, s, call{method: "POST", path: "/jobs/request", json: map[string]any{"token": "glrt-r"}})
 	require.Equal(t, 204, resp.StatusCode, "paused runner gets no job")
 	require.NotEmpty(t, resp.Header.Get("X-GitLab-Last-Update"))
+}
+
+func TestListenAndServe(t *testing.T) {
+	s := gitlabfake.New(gitlabfake.Options{})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- s.ListenAndServe(ctx, "127.0.0.1:0") }()
+	s.AddRunner("glrt-dev")
+	var resp *http.Response
+	require.Eventually(t, func() bool {
+		if s.URL() == "" {
+			return false
+		}
+		req, err := http.NewRequestWithContext(t.Context(), "POST", s.URL()+"/api/v4/jobs/request", bytes.NewReader([]byte(`{"token":"glrt-dev"}`)))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err = http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return true
+	}, 5*time.Second, 10*time.Millisecond)
+	require.Equal(t, 204, resp.StatusCode)
+	cancel()
+	require.NoError(t, <-done)
 }
