@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -85,6 +86,14 @@ func New(r *config.Runner, opts Options) (*Executor, error) {
 	}
 	if opts.PushAttempts <= 0 {
 		opts.PushAttempts = DefaultPushAttempts
+	}
+	if r.InnerRunner == config.InnerRunnerAgent && r.AgentImage == "" && opts.Deploy.AgentBinary == "" {
+		// The agent pushed to the app is this very (static) binary.
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("runner %q: locate the agent binary: %w", r.Label(), err)
+		}
+		opts.Deploy.AgentBinary = exe
 	}
 	log := opts.Logger.WithFields(logrus.Fields{"runner": r.Label(), "executor": config.ExecutorCleverDocker})
 	co := opts.Client

@@ -2,6 +2,8 @@ package clever_test
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -9,6 +11,7 @@ import (
 	"gitlab.com/paas-runner/paas-runner/config"
 	"gitlab.com/paas-runner/paas-runner/coordinator"
 	"gitlab.com/paas-runner/paas-runner/executors"
+	cleverexec "gitlab.com/paas-runner/paas-runner/executors/clever"
 	"gitlab.com/paas-runner/paas-runner/paas/clever/clevertest"
 )
 
@@ -184,4 +187,22 @@ func keys(m map[string]any) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+func TestAgentInnerRunner(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "paas-runner")
+	require.NoError(t, os.WriteFile(bin, []byte("#!/bin/true\n"), 0o755))
+	e := newEnv(t, func(r *config.Runner) { r.InnerRunner = config.InnerRunnerAgent }, func(o *cleverexec.Options) {
+		o.Deploy.AgentBinary = bin
+	})
+	spec := e.spec(t)
+	res, err := e.exec.Provision(t.Context(), spec)
+	require.NoError(t, err)
+	_, err = e.exec.Launch(t.Context(), res, spec)
+	require.NoError(t, err)
+	files, ok := e.fake.Pushed(res.ID())
+	require.True(t, ok)
+	require.Equal(t, "#!/bin/true\n", string(files["paas-runner"]), "the agent binary is pushed with the context")
+	require.Contains(t, string(files["Dockerfile"]), "alpine:3", "the agent runs in the job's image")
+	require.NoError(t, e.exec.Decommission(t.Context(), res))
 }
