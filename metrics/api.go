@@ -1,0 +1,79 @@
+package metrics
+
+import (
+	"time"
+
+	"gitlab.com/paas-runner/paas-runner/dispatcher"
+)
+
+// JobsPath is the local API path listing the tracked jobs; one job is at
+// JobsPath + "/" + runner + "/" + id.
+const JobsPath = "/api/v1/jobs"
+
+// Job is one tracked job as the local API serves it (JSON). It holds no
+// secret: it is built from a dispatcher.JobView, which holds none.
+type Job struct {
+	// Runner is the runner's label; RunnerID its short id.
+	Runner   string `json:"runner"`
+	RunnerID string `json:"runner_id"`
+	JobID    int64  `json:"job_id"`
+	// ProjectID is the job's project.
+	ProjectID int64 `json:"project_id"`
+	// Flavor is the flavor the job asked for ("" = the default one).
+	Flavor string `json:"flavor"`
+	// ExpectedWeight is the weight of the flavor; Weight the weight still
+	// counted in the quota (0 once released).
+	ExpectedWeight float64 `json:"expected_weight"`
+	Weight         float64 `json:"weight"`
+	// Phase is the state phase, or "kept".
+	Phase        string `json:"phase"`
+	ResourceID   string `json:"resource_id,omitempty"`
+	ResourceName string `json:"resource_name,omitempty"`
+	// AcquiredAt, StartedAt and FinishedAt are nil until they happen.
+	AcquiredAt *time.Time `json:"acquired_at,omitempty"`
+	StartedAt  *time.Time `json:"started_at,omitempty"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	// FailureOwed is the failure_reason still to report, if any.
+	FailureOwed string `json:"failure_owed,omitempty"`
+	// DecommissionAttempts counts failed deletions so far.
+	DecommissionAttempts int `json:"decommission_attempts,omitempty"`
+	// LastError is the latest internal error.
+	LastError string `json:"last_error,omitempty"`
+}
+
+// JobList is the answer of GET /api/v1/jobs.
+type JobList struct {
+	// Time is when the dispatcher's snapshot was taken.
+	Time time.Time `json:"time"`
+	// Stopping is true once a graceful shutdown began.
+	Stopping bool `json:"stopping"`
+	// Jobs are sorted by runner id then job id.
+	Jobs []Job `json:"jobs"`
+}
+
+// JobFromView converts a snapshot's job view to its API form.
+func JobFromView(v dispatcher.JobView) Job {
+	ts := func(t time.Time) *time.Time {
+		if t.IsZero() {
+			return nil
+		}
+		t = t.UTC()
+		return &t
+	}
+	return Job{
+		Runner: v.Runner, RunnerID: v.RunnerID, JobID: v.JobID, ProjectID: v.ProjectID,
+		Flavor: v.Flavor, ExpectedWeight: v.ExpectedWeight, Weight: v.Weight, Phase: v.Phase,
+		ResourceID: v.ResourceID, ResourceName: v.ResourceName,
+		AcquiredAt: ts(v.AcquiredAt), StartedAt: ts(v.StartedAt), FinishedAt: ts(v.FinishedAt),
+		FailureOwed: v.FailureOwed, DecommissionAttempts: v.DecommissionAttempts, LastError: v.LastError,
+	}
+}
+
+// JobListFromSnapshot converts a snapshot to the API's job list.
+func JobListFromSnapshot(s dispatcher.Snapshot) JobList {
+	l := JobList{Time: s.Time.UTC(), Stopping: s.Stopping, Jobs: make([]Job, 0, len(s.Jobs))}
+	for _, v := range s.Jobs {
+		l.Jobs = append(l.Jobs, JobFromView(v))
+	}
+	return l
+}
