@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -10,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
 
 	"gitlab.com/paas-runner/paas-runner/config"
@@ -72,13 +72,19 @@ func runAction(c *cli.Context) error {
 		log.Debug(n)
 	}
 
+	reg, m, err := newDaemonMetrics()
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("paas-runner run: %v", err), 1)
+	}
 	force := make(chan struct{})
 	d, cleanup, err := dispatcher.Assemble(cfg, log, dispatcher.AssembleOptions{
 		ConfigPath: path, Version: version, Revision: revision, Force: force,
+		Observer: m, CoordinatorObserver: m.ObserveRequest,
 	})
 	if err != nil {
 		return cli.Exit(fmt.Sprintf("paas-runner run: %v", err), 1)
 	}
+	m.SetSnapshot(d.Snapshot)
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Context), cleanupTimeout)
 		defer cancel()
@@ -86,6 +92,12 @@ func runAction(c *cli.Context) error {
 			log.WithError(err).Error("closing the state store failed")
 		}
 	}()
+
+	stopMetrics, err := startMetricsServer(c.Context, cfg, reg, d, log)
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("paas-runner run: %v", err), 1)
+	}
+	defer stopMetrics()
 
 	runCtx, stop := context.WithCancel(c.Context)
 	defer stop()
@@ -98,7 +110,7 @@ func runAction(c *cli.Context) error {
 	defer stop()
 	go func() {
 		defer close(handlerDone)
-		handleSignals(c, runCtx, path, d, sigs, stop, force, notifier)
+		handleSignals(c, runCtx, path, d, reg, sigs, stop, force, notifier)
 	}()
 	go func() {
 		select {
@@ -118,7 +130,7 @@ func runAction(c *cli.Context) error {
 
 // handleSignals implements the daemon's signal semantics until ctx ends
 // for a reason other than the first stop signal.
-func handleSignals(c *cli.Context, ctx context.Context, path string, d *dispatcher.Dispatcher,
+func handleSignals(c *cli.Context, ctx context.Context, path string, d *dispatcher.Dispatcher, reg prometheus.Gatherer,
 	sigs <-chan os.Signal, stop context.CancelFunc, force chan struct{}, notifier systemdNotifier,
 ) {
 	stopping := false
@@ -153,7 +165,7 @@ func handleSignals(c *cli.Context, ctx context.Context, path string, d *dispatch
 		case syscall.SIGHUP:
 			reload(c, path, d, notifier)
 		case syscall.SIGUSR1:
-			dump(d)
+			dump(d, reg)
 		}
 	}
 }
@@ -175,13 +187,13 @@ func reload(c *cli.Context, path string, d *dispatcher.Dispatcher, notifier syst
 	log.Info("reload: configuration applied")
 }
 
-// dump logs the dispatcher's snapshot (SIGUSR1). The snapshot holds no
-// token by construction.
-func dump(d *dispatcher.Dispatcher) {
-	b, err := json.Marshal(d.Snapshot())
+// dump logs the dispatcher's snapshot and the counters (SIGUSR1). The
+// snapshot holds no token by construction.
+func dump(d *dispatcher.Dispatcher, reg prometheus.Gatherer) {
+	text, err := dumpText(d, reg)
 	if err != nil {
 		log.WithError(err).Error("dump: encode snapshot")
 		return
 	}
-	log.Warn("dump of tracked jobs: " + string(b))
+	log.Warn("dump of tracked jobs and counters: " + text)
 }
