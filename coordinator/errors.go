@@ -99,6 +99,7 @@ func StatusCode(err error) int {
 
 // Retryable is the one classifier of coordinator failures: it reports
 // whether retrying the same call later may succeed. HTTP 408, 429 and 5xx
+// (except 501 Not Implemented)
 // and network errors are retryable; context cancellation/deadline, TLS
 // certificate errors, other 4xx, malformed payloads and nil are not.
 func Retryable(err error) bool {
