@@ -15,11 +15,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 
 	"gitlab.com/paas-runner/paas-runner/config"
 	"gitlab.com/paas-runner/paas-runner/coordinator/gitlabfake"
 	"gitlab.com/paas-runner/paas-runner/dispatcher"
+	"gitlab.com/paas-runner/paas-runner/metrics"
 	"gitlab.com/paas-runner/paas-runner/state"
 
 	// The executor dev mode runs jobs with.
@@ -58,6 +60,9 @@ type Options struct {
 	Timeout time.Duration
 	// Version is advertised by the dispatcher.
 	Version string
+	// MetricsListen is where /metrics (and the local API) is served during
+	// the demo (default 127.0.0.1:0; "off" disables it).
+	MetricsListen string
 }
 
 // JobResult is the outcome of one demo job.
@@ -84,6 +89,10 @@ type Summary struct {
 	Jobs   []JobResult
 	Dir    string
 	LogDir string
+	// MetricsURL is where /metrics was served ("" when off).
+	MetricsURL string
+	// Counters are the paas_runner counters at the end of the demo.
+	Counters map[string]float64
 }
 
 // AllExpected reports whether every job ended as expected.
@@ -102,6 +111,9 @@ func (o *Options) setDefaults() error {
 	}
 	if o.Listen == "" {
 		o.Listen = "127.0.0.1:0"
+	}
+	if o.MetricsListen == "" {
+		o.MetricsListen = "127.0.0.1:0"
 	}
 	if o.Executor == "" {
 		o.Executor = config.ExecutorLocalProcess
@@ -208,12 +220,31 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	if err != nil {
 		return sum, fmt.Errorf("dev config: %w", err)
 	}
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg, nil)
+	if err != nil {
+		return sum, fmt.Errorf("dev metrics: %w", err)
+	}
 	d, cleanup, err := dispatcher.Assemble(cfg, o.Logger, dispatcher.AssembleOptions{
 		Version: o.Version, Store: state.NewMemory(), NoLock: true,
+		Observer: m, CoordinatorObserver: m.ObserveRequest,
 		Tuning: dispatcher.Tuning{MaxBackoff: time.Duration(2 * o.Scale * float64(time.Second))},
 	})
 	if err != nil {
 		return sum, fmt.Errorf("assemble dispatcher: %w", err)
+	}
+	m.SetSnapshot(d.Snapshot)
+	if o.MetricsListen != "off" {
+		msrv := metrics.NewServer(o.MetricsListen, reg, d, metrics.ReadyWhenClosed(d.Ready()), o.Logger)
+		if err := msrv.Start(); err != nil {
+			return sum, fmt.Errorf("start metrics server: %w", err)
+		}
+		sum.MetricsURL = "http://" + msrv.Addr() + "/metrics"
+		defer func() {
+			sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer scancel()
+			_ = msrv.Shutdown(sctx)
+		}()
 	}
 	defer func() {
 		cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
@@ -222,6 +253,9 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	}()
 
 	fmt.Fprintf(o.Out, "paas-runner dev: fake GitLab on %s, demo project %s (%s), executor %s\n", url, demoProject, sha[:8], o.Executor)
+	if sum.MetricsURL != "" {
+		fmt.Fprintf(o.Out, "metrics on %s\n", sum.MetricsURL)
+	}
 	fmt.Fprintf(o.Out, "work directory %s\n\n", o.Dir)
 	ids := make(map[int64]int, len(o.Jobs))
 	for i, j := range o.Jobs {
@@ -249,6 +283,9 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		err = fmt.Errorf("dispatcher: %w", rerr)
 	}
 	p.final(fake, &sum)
+	if c, cerr := metrics.Counters(reg); cerr == nil {
+		sum.Counters = c
+	}
 	for i := range sum.Jobs {
 		j := &sum.Jobs[i]
 		fj, _ := fake.Job(j.ID)

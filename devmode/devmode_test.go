@@ -69,6 +69,14 @@ func TestDevFlow(t *testing.T) {
 	require.Less(t, weights["M"], weights["L"])
 	require.Contains(t, out.String(), "Every job reached its expected outcome.")
 	require.Contains(t, out.String(), "quota ")
+	require.NotEmpty(t, sum.MetricsURL)
+	ran := 0.0
+	for _, j := range sum.Jobs {
+		if j.Weight > 0 {
+			ran++
+		}
+	}
+	require.Equal(t, ran, sum.Counters[`paas_runner_job_launches_total{runner="dev"}`], "%v", sum.Counters)
 	entries, err := os.ReadDir(filepath.Join(dir, "jobs"))
 	require.NoError(t, err)
 	require.Empty(t, entries, "work directories left behind")

@@ -26,6 +26,7 @@ func devCommand() *cli.Command {
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:0", Usage: "address of the fake GitLab"},
 			&cli.Float64Flag{Name: "scale", Value: 1, Usage: "multiplies the demo's sleeps and the daemon's intervals"},
 			&cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "give up after this long"},
+			&cli.StringFlag{Name: "metrics-listen", Value: "127.0.0.1:0", Usage: `address of /metrics during the demo ("off" to disable)`},
 		},
 		Action: func(c *cli.Context) error {
 			if c.String("log-level") == "" {
@@ -42,6 +43,8 @@ func devCommand() *cli.Command {
 				Logger:      log,
 				Timeout:     c.Duration("timeout"),
 				Version:     version,
+
+				MetricsListen: c.String("metrics-listen"),
 			})
 			if err != nil {
 				return cli.Exit(fmt.Sprintf("paas-runner dev: %v", err), 1)
