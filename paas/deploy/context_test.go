@@ -103,7 +103,8 @@ ENTRYPOINT ["/usr/bin/gitlab-runner", "exec-fetched-job", "--config", "/etc/hept
 	require.Len(t, inner.Runners, 1)
 	tbl := inner.Runners[0]
 	require.Equal(t, "docker", tbl["executor"])
-	require.Equal(t, runnerToken, tbl["token"])
+	require.Equal(t, testRunner().ShortID(), tbl["token"], "the runner token never reaches the job host")
+	require.NotContains(t, string(rt), runnerToken)
 	require.Equal(t, "https://heptapod.example", tbl["url"])
 	require.Equal(t, "paas", tbl["name"])
 	require.Equal(t, "debian:12", tbl["docker"].(map[string]any)["image"])

@@ -39,6 +39,13 @@ func innerTable(r *config.Runner) map[string]any {
 		delete(table, k)
 	}
 	table["executor"] = "docker"
+	// The runner token never leaves paas-runner: the job is already
+	// acquired and the inner runner authenticates every call with the job
+	// token. It gets the runner's non-secret short id instead, which keeps
+	// per-runner paths (builds dirs) stable.
+	if _, ok := table["token"]; ok {
+		table["token"] = r.ShortID()
+	}
 	revealed, _ := reveal(table).(map[string]any)
 	return revealed
 }
