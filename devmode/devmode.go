@@ -154,8 +154,8 @@ func configTOML(o *Options, url, workRoot, stateFile string) string {
 	fmt.Fprintf(&b, "log_level = \"warning\"\nshutdown_timeout = 10\nreconcile_interval = 300\nstate_file = %q\n", stateFile)
 	fmt.Fprintf(&b, "paas_max_concurrent_provisioning = 4\npaas_min_seconds_between_launches = 0\npaas_log_statistics = false\n\n")
 	fmt.Fprintf(&b, "[quota_computation]\nreference_runner = %q\nreference_flavor = \"M\"\nreference_jobs_count = 3\n\n", demoRunnerName)
-	fmt.Fprintf(&b, "[[runners]]\nname = %q\nurl = %q\ntoken = %q\nexecutor = %q\nwork_root = %q\nlocal_default_flavor = \"S\"\n",
-		demoRunnerName, url, demoRunnerToken, o.Executor, workRoot)
+	fmt.Fprintf(&b, "[[runners]]\nname = %q\nurl = %q\ntoken = %q\nexecutor = %q\nwork_root = %q\nlocal_default_flavor = %q\n",
+		demoRunnerName, url, demoRunnerToken, o.Executor, workRoot, demoDefaultFlavor)
 	fmt.Fprintf(&b, "[runners.local_flavors]\n")
 	for _, f := range demoFlavors {
 		fmt.Fprintf(&b, "%s = { memory_mib = %d, cpus = %g }\n", f.Name, f.MiB, f.CPUs)

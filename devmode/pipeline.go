@@ -19,6 +19,9 @@ type DemoJob struct {
 	WantReason string
 }
 
+// demoDefaultFlavor is local_default_flavor of the demo runner.
+const demoDefaultFlavor = "S"
+
 // Flavors of the demo runner (local_flavors), MiB of RAM.
 var demoFlavors = []struct {
 	Name string

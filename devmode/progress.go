@@ -10,6 +10,7 @@ import (
 
 	"gitlab.com/paas-runner/paas-runner/coordinator/gitlabfake"
 	"gitlab.com/paas-runner/paas-runner/dispatcher"
+	"gitlab.com/paas-runner/paas-runner/quota"
 )
 
 // jobProgress is what the progress display knows of one job.
@@ -39,7 +40,7 @@ type progress struct {
 func newProgress(out io.Writer, interactive bool, jobs []JobResult) *progress {
 	p := &progress{out: out, interactive: interactive, start: time.Now(), byID: map[int64]*jobProgress{}}
 	for _, j := range jobs {
-		jp := &jobProgress{id: j.ID, name: j.Name, flavor: j.Flavor, phase: "queued"}
+		jp := &jobProgress{id: j.ID, name: j.Name, flavor: j.Flavor, phase: "queued", weight: demoWeight(j.Flavor)}
 		if jp.flavor == "" {
 			jp.flavor = "default"
 		}
@@ -64,6 +65,9 @@ func (p *progress) update(fake *gitlabfake.Server, snap dispatcher.Snapshot) boo
 		if isTracked {
 			if jv.ExpectedWeight > 0 {
 				jp.weight = jv.ExpectedWeight
+			}
+			if !jv.AcquiredAt.IsZero() && (jp.started.IsZero() || jv.AcquiredAt.Before(jp.started)) {
+				jp.started = jv.AcquiredAt
 			}
 			if jp.started.IsZero() {
 				jp.started = now
@@ -157,9 +161,6 @@ func (p *progress) render() {
 // watch refreshes the view until the pipeline is over or ctx ends.
 func (p *progress) watch(ctx context.Context, fake *gitlabfake.Server, d *dispatcher.Dispatcher) error {
 	period := 100 * time.Millisecond
-	if p.interactive {
-		period = 250 * time.Millisecond
-	}
 	tick := time.NewTicker(period)
 	defer tick.Stop()
 	for {
@@ -218,4 +219,18 @@ func printSummary(out io.Writer, sum Summary) {
 	} else {
 		fmt.Fprintln(out, "\nSome jobs did NOT reach their expected outcome; see their logs.")
 	}
+}
+
+// demoWeight is the weight of a demo flavor ("" = the default S), 0 when
+// the flavor is not in the table.
+func demoWeight(flavor string) float64 {
+	if flavor == "" {
+		flavor = demoDefaultFlavor
+	}
+	for _, f := range demoFlavors {
+		if f.Name == flavor {
+			return quota.Flavor{MemoryMiB: f.MiB}.Weight()
+		}
+	}
+	return 0
 }
