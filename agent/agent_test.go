@@ -182,6 +182,21 @@ func TestRunOutcomes(t *testing.T) {
 	}
 }
 
+type runOutcome struct {
+	res Result
+	err error
+}
+
+// runAsync runs the agent in a goroutine; the channel gets its outcome.
+func runAsync(ctx context.Context, o Options) <-chan runOutcome {
+	done := make(chan runOutcome, 1)
+	go func() {
+		res, err := Run(ctx, o)
+		done <- runOutcome{res, err}
+	}()
+	return done
+}
+
 // TestCancel checks that a cancel from the coordinator kills the script's
 // whole process group (including background children) within 5 s.
 func TestCancel(t *testing.T) {
@@ -204,12 +219,7 @@ func TestCancel(t *testing.T) {
 				AfterScript: []string{"echo after-cancel"},
 			}, tc.graceful)
 			noGit(job)
-			done := make(chan Result, 1)
-			go func() {
-				res, err := Run(t.Context(), testOptions(t, s, job))
-				require.NoError(t, err)
-				done <- res
-			}()
+			done := runAsync(t.Context(), testOptions(t, s, job))
 			require.NoError(t, s.WaitAll(t.Context(), func(j gitlabfake.Job) bool {
 				return j.ID != job.ID || strings.Contains(string(j.Trace), "started")
 			}))
@@ -219,12 +229,14 @@ func TestCancel(t *testing.T) {
 			require.NoError(t, err)
 			require.NoError(t, s.Cancel(job.ID))
 			canceled := time.Now()
-			var res Result
+			var out runOutcome
 			select {
-			case res = <-done:
+			case out = <-done:
 			case <-time.After(5 * time.Second):
 				t.Fatal("the agent did not stop within 5 s of the cancel")
 			}
+			require.NoError(t, out.err)
+			res := out.res
 			require.Less(t, time.Since(canceled), 5*time.Second)
 			require.True(t, res.Canceled)
 			require.True(t, processDead(child), "background child still alive")
@@ -281,17 +293,13 @@ func TestInterrupted(t *testing.T) {
 	job := acquire(t, s, gitlabfake.JobSpec{Script: []string{"echo started", "sleep 60"}}, false)
 	noGit(job)
 	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan Result, 1)
-	go func() {
-		res, err := Run(ctx, testOptions(t, s, job))
-		require.NoError(t, err)
-		done <- res
-	}()
+	done := runAsync(ctx, testOptions(t, s, job))
 	_, err := s.WaitJob(t.Context(), job.ID, func(j gitlabfake.Job) bool { return strings.Contains(string(j.Trace), "started") })
 	require.NoError(t, err)
 	cancel()
-	res := <-done
-	require.Equal(t, "failed", res.State)
+	out := <-done
+	require.NoError(t, out.err)
+	require.Equal(t, "failed", out.res.State)
 	got, _ := s.Job(job.ID)
 	require.Equal(t, gitlabfake.StateFailed, got.State)
 	require.Equal(t, "runner_interrupted", got.FailureReason)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"gitlab.com/paas-runner/paas-runner/agent"
 	"gitlab.com/paas-runner/paas-runner/coordinator"
@@ -22,7 +23,11 @@ func TestMain(m *testing.M) {
 	if os.Getenv("PAAS_RUNNER_LOCALPROCESS_TEST_AGENT") == "1" && len(os.Args) > 1 && os.Args[1] == "exec-job" {
 		os.Exit(agent.Main(context.Background(), os.Args[2:], agent.Options{}))
 	}
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
+		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+	)
 }
 
 // TestRealAgent launches the real agent as a child process against
