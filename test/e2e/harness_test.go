@@ -197,8 +197,8 @@ type world struct {
 	createdAt  map[int64]time.Time
 	// createArrivals counts POST …/applications as they arrive.
 	createArrivals int
-	ccRequests int
-	pushes     int
+	ccRequests     int
+	pushes         int
 }
 
 func newWorld(t *testing.T) *world {
@@ -309,6 +309,13 @@ func (w *world) observeClever(req *http.Request, reqBody []byte, at time.Time, _
 			w.createdAt[id] = at
 		}
 	}
+}
+
+// setRunFor changes how long the inner runner keeps jobs running.
+func (w *world) setRunFor(f func(jobID int64) time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.runFor = f
 }
 
 // creates returns how many application creations arrived so far.
