@@ -111,8 +111,12 @@ func InnerImage(t testing.TB, c *docker.Client) string {
 	require.NoError(t, err)
 	tag := "paas-runner-test/inner:" + RandomSuffix()
 	bc := &deploy.Context{Files: []deploy.File{
-		{Name: "Dockerfile", Mode: 0o644, Data: []byte("FROM scratch\nCOPY standin " + StandinPath + "\nCOPY standin " + AgentPath + "\nCOPY standin " + AgentImagePath + "\nENTRYPOINT [\"" + StandinPath + "\"]\n")},
+		{Name: "Dockerfile", Mode: 0o644, Data: []byte("FROM scratch\nCOPY standin " + StandinPath + "\nCOPY standin " + AgentPath + "\nCOPY standin " + AgentImagePath + "\nCOPY image-tag /etc/paas-runner-test-tag\nENTRYPOINT [\"" + StandinPath + "\"]\n")},
 		{Name: "standin", Mode: 0o755, Data: bin},
+		// A file unique to this image keeps its id (and build cache) apart
+		// from the images concurrent tests build, so that one test's
+		// cleanup can never touch another's base image.
+		{Name: "image-tag", Mode: 0o644, Data: []byte(tag + "\n")},
 	}}
 	BuildImage(t, c, tag, bc)
 	return tag
