@@ -138,114 +138,130 @@ func systemFailure(out io.Writer, log logrus.FieldLogger, err error) Result {
 	return Result{State: "failed", FailureReason: coordinator.RunnerSystemFailure}
 }
 
+// jobRun holds what the stages of one job share.
+type jobRun struct {
+	o      *Options
+	job    *coordinator.Job
+	out    io.Writer
+	ctl    *jobControl
+	log    logrus.FieldLogger
+	shell  string
+	dir    string // CI_PROJECT_DIR
+	tmpDir string // scripts and file variables
+	env    []string
+}
+
 // stages runs preparation, checkout, steps and after_script. jobCtx carries
 // the job timeout; ctx does not (after_script has its own).
 func stages(ctx, jobCtx context.Context, o *Options, job *coordinator.Job, out io.Writer, ctl *jobControl, log logrus.FieldLogger) Result {
 	if res, stop := unsupported(o, job, out); stop {
 		return res
 	}
-	shell, err := findShell(o.Shell)
-	if err != nil {
+	jr := &jobRun{o: o, job: job, out: out, ctl: ctl, log: log}
+	if err := jr.prepare(); err != nil {
 		return systemFailure(out, log, err)
 	}
-	projectDir := filepath.Join(o.BuildsDir, projectPath(job))
-	tmpDir := projectDir + ".tmp"
-	if err := os.RemoveAll(tmpDir); err != nil {
-		return systemFailure(out, log, fmt.Errorf("clean temporary dir: %w", err))
-	}
-	if err := os.MkdirAll(tmpDir, 0o700); err != nil {
-		return systemFailure(out, log, fmt.Errorf("create temporary dir: %w", err))
-	}
-	defer os.RemoveAll(tmpDir)
-	env, err := jobEnv(job, o.BuildsDir, projectDir, tmpDir)
-	if err != nil {
-		return systemFailure(out, log, err)
-	}
+	defer os.RemoveAll(jr.tmpDir)
 
 	fmt.Fprintf(out, "\n%sGetting source from Git repository%s\n", ansiBoldGreen, ansiReset)
-	if err := checkoutCancelable(jobCtx, job, projectDir, out, ctl); err != nil {
+	if err := checkoutCancelable(jobCtx, job, jr.dir, out, ctl); err != nil {
 		switch {
 		case isClosed(ctl.canceling):
 			return Result{State: "failed", FailureReason: coordinator.ScriptFailure, Canceled: true}
-		case jobCtx.Err() != nil && ctx.Err() == nil:
-			return Result{State: "failed", FailureReason: coordinator.JobExecutionTimeout}
 		case ctx.Err() != nil:
 			return Result{State: "failed", FailureReason: runnerInterrupted}
+		case jobCtx.Err() != nil:
+			return Result{State: "failed", FailureReason: coordinator.JobExecutionTimeout}
 		}
 		return systemFailure(out, log, err)
 	}
-
-	res := Result{State: "success"}
-	failed := false
-	var afterScript *coordinator.Step
-	for i := range job.Steps {
-		if job.Steps[i].Name == "after_script" {
-			afterScript = &job.Steps[i]
-		}
-	}
-	for i := range job.Steps {
-		step := &job.Steps[i]
-		if step == afterScript {
-			continue
-		}
-		if !shouldRun(step.When, failed) || len(step.Script) == 0 {
-			continue
-		}
-		fmt.Fprintf(out, "\n%sExecuting \"step_%s\" stage of the job script%s\n", ansiBoldGreen, step.Name, ansiReset)
-		run := &stepRun{shell: shell, dir: projectDir, tmpDir: tmpDir, env: env, out: out, grace: o.KillGrace, stop: ctl.canceling, name: step.Name, lines: step.Script}
-		outcome, code, err := run.run(jobCtx)
-		switch {
-		case err != nil:
-			return systemFailure(out, log, err)
-		case outcome == stepStopped:
-			res = Result{State: "failed", FailureReason: coordinator.ScriptFailure, Canceled: true}
-		case outcome == stepTimedOut && ctx.Err() != nil:
-			// The agent itself was stopped (SIGTERM), not the job timeout.
-			fmt.Fprintf(out, "%sERROR: the job was interrupted: the agent is shutting down%s\n", ansiBoldRed, ansiReset)
-			res = Result{State: "failed", FailureReason: runnerInterrupted}
-		case outcome == stepTimedOut:
-			res = Result{State: "failed", FailureReason: coordinator.JobExecutionTimeout}
-		case outcome == stepFailed && step.AllowFailure:
-			warn(out, "step %s failed with exit code %d (allowed to fail)", step.Name, code)
-			continue
-		case outcome == stepFailed:
-			res = Result{State: "failed", FailureReason: coordinator.ScriptFailure, ExitCode: code}
-		default:
-			continue
-		}
-		failed = true
-		if res.Canceled || res.FailureReason == coordinator.JobExecutionTimeout || res.FailureReason == runnerInterrupted {
-			break
-		}
-	}
+	res := jr.steps(ctx, jobCtx)
 	if isClosed(ctl.aborted) {
 		return res
 	}
-	if afterScript != nil && len(afterScript.Script) > 0 {
-		runAfterScript(ctx, o, job, afterScript, shell, projectDir, tmpDir, env, out, ctl)
+	for i := range job.Steps {
+		if step := &job.Steps[i]; step.Name == "after_script" && len(step.Script) > 0 {
+			jr.afterScript(ctx, step)
+		}
 	}
 	return res
 }
 
-// runAfterScript runs after_script with its own timeout; its outcome never
+// prepare finds the shell, creates the temporary dir and builds the
+// environment.
+func (jr *jobRun) prepare() error {
+	shell, err := findShell(jr.o.Shell)
+	if err != nil {
+		return err
+	}
+	jr.shell = shell
+	jr.dir = filepath.Join(jr.o.BuildsDir, projectPath(jr.job))
+	jr.tmpDir = jr.dir + ".tmp"
+	if err := os.RemoveAll(jr.tmpDir); err != nil {
+		return fmt.Errorf("clean temporary dir: %w", err)
+	}
+	if err := os.MkdirAll(jr.tmpDir, 0o700); err != nil {
+		return fmt.Errorf("create temporary dir: %w", err)
+	}
+	jr.env, err = jobEnv(jr.job, jr.o.BuildsDir, jr.dir, jr.tmpDir)
+	return err
+}
+
+func (jr *jobRun) step(name string, lines []string, stop <-chan struct{}, timeout time.Duration) *stepRun {
+	return &stepRun{shell: jr.shell, dir: jr.dir, tmpDir: jr.tmpDir, env: jr.env, out: jr.out, grace: jr.o.KillGrace, stop: stop, name: name, lines: lines, timeout: timeout}
+}
+
+// steps runs every step but after_script, in payload order, honouring
+// `when`; the first failure decides the job's result.
+func (jr *jobRun) steps(ctx, jobCtx context.Context) Result {
+	res := Result{State: "success"}
+	failed := false
+	for i := range jr.job.Steps {
+		step := &jr.job.Steps[i]
+		if step.Name == "after_script" || !shouldRun(step.When, failed) || len(step.Script) == 0 {
+			continue
+		}
+		fmt.Fprintf(jr.out, "\n%sExecuting \"step_%s\" stage of the job script%s\n", ansiBoldGreen, step.Name, ansiReset)
+		outcome, code, err := jr.step(step.Name, step.Script, jr.ctl.canceling, 0).run(jobCtx)
+		switch {
+		case err != nil:
+			return systemFailure(jr.out, jr.log, err)
+		case outcome == stepStopped:
+			return Result{State: "failed", FailureReason: coordinator.ScriptFailure, Canceled: true}
+		case outcome == stepTimedOut && ctx.Err() != nil:
+			// The agent itself was stopped (SIGTERM), not the job timeout.
+			fmt.Fprintf(jr.out, "%sERROR: the job was interrupted: the agent is shutting down%s\n", ansiBoldRed, ansiReset)
+			return Result{State: "failed", FailureReason: runnerInterrupted}
+		case outcome == stepTimedOut:
+			return Result{State: "failed", FailureReason: coordinator.JobExecutionTimeout}
+		case outcome == stepFailed && step.AllowFailure:
+			warn(jr.out, "step %s failed with exit code %d (allowed to fail)", step.Name, code)
+		case outcome == stepFailed:
+			res = Result{State: "failed", FailureReason: coordinator.ScriptFailure, ExitCode: code}
+			failed = true
+		}
+	}
+	return res
+}
+
+// afterScript runs after_script with its own timeout; its outcome never
 // changes the job's.
-func runAfterScript(ctx context.Context, o *Options, job *coordinator.Job, step *coordinator.Step, shell, projectDir, tmpDir string, env []string, out io.Writer, ctl *jobControl) {
-	timeout := o.AfterScriptTimeout
-	if v, ok := job.Variable("RUNNER_AFTER_SCRIPT_TIMEOUT"); ok {
+func (jr *jobRun) afterScript(ctx context.Context, step *coordinator.Step) {
+	timeout := jr.o.AfterScriptTimeout
+	if v, ok := jr.job.Variable("RUNNER_AFTER_SCRIPT_TIMEOUT"); ok {
 		if d, err := time.ParseDuration(strings.TrimSpace(v)); err == nil && d > 0 {
 			timeout = d
 		}
 	}
-	fmt.Fprintf(out, "\n%sRunning after_script%s\n", ansiBoldGreen, ansiReset)
-	run := &stepRun{shell: shell, dir: projectDir, tmpDir: tmpDir, env: env, out: out, grace: o.KillGrace, stop: ctl.aborted, name: "after_script", lines: step.Script, timeout: timeout}
-	outcome, code, err := run.run(ctx)
+	fmt.Fprintf(jr.out, "\n%sRunning after_script%s\n", ansiBoldGreen, ansiReset)
+	outcome, code, err := jr.step("after_script", step.Script, jr.ctl.aborted, timeout).run(ctx)
 	switch {
 	case err != nil:
-		warn(out, "after_script could not run: %v", err)
+		warn(jr.out, "after_script could not run: %v", err)
 	case outcome == stepTimedOut:
-		warn(out, "after_script timed out after %s", timeout)
+		warn(jr.out, "after_script timed out after %s", timeout)
 	case outcome == stepFailed:
-		warn(out, "after_script failed with exit code %d", code)
+		warn(jr.out, "after_script failed with exit code %d", code)
 	}
 }
 

@@ -68,8 +68,11 @@ type traceBuffer struct {
 
 	kick chan struct{}
 
-	// Owned by the sending goroutine (then by finish, after it stopped).
-	sent        int64
+	// sent is written by the sending goroutine (then by flush, after it
+	// stopped) under mu; that goroutine may read it without mu.
+	sent int64
+
+	// Owned by the sending goroutine (then by flush, after it stopped).
 	lastContact time.Time
 	failures    int
 	nextTry     time.Time
@@ -170,7 +173,7 @@ func (t *traceBuffer) patch(ctx context.Context, chunk []byte) bool {
 	reply, err := t.api.PatchJobTrace(ctx, t.jobID, t.token, t.sent, chunk)
 	switch {
 	case err == nil:
-		t.sent += int64(len(chunk))
+		t.setSent(t.sent + int64(len(chunk)))
 		t.ok()
 		t.ctl.status(reply.JobStatus, false)
 		return true
@@ -180,7 +183,7 @@ func (t *traceBuffer) patch(ctx context.Context, chunk []byte) bool {
 		t.mu.Unlock()
 		if reply.Stored >= 0 && reply.Stored <= size {
 			t.log.WithFields(logrus.Fields{"offset": t.sent, "stored": reply.Stored}).Warn("trace offset mismatch, resending from the stored size")
-			t.sent = reply.Stored
+			t.setSent(reply.Stored)
 			t.ok()
 			return true
 		}
@@ -194,6 +197,12 @@ func (t *traceBuffer) patch(ctx context.Context, chunk []byte) bool {
 		t.failed(err, "trace")
 		return false
 	}
+}
+
+func (t *traceBuffer) setSent(n int64) {
+	t.mu.Lock()
+	t.sent = n
+	t.mu.Unlock()
 }
 
 func (t *traceBuffer) ok() {
