@@ -183,9 +183,10 @@ func TestCounterLeaks(t *testing.T) {
 				j, _ := h.gl.Job(id)
 				require.Equal(t, tc.state, j.State, "job %d", id)
 			}
+			since := time.Now()
 			require.Eventually(t, func() bool {
 				s := h.d.Snapshot()
-				return s.Ledger.Jobs == 0 && s.Ledger.WeightUsed == 0 && s.Ledger.Provisioning == 0 &&
+				return s.Time.After(since) && s.Ledger.Jobs == 0 && s.Ledger.WeightUsed == 0 && s.Ledger.Provisioning == 0 &&
 					s.Ledger.Kept == tc.kept && len(s.Jobs) == tc.kept
 			}, 10*time.Second, time.Millisecond, "snapshot %+v", h.d.Snapshot())
 			require.Equal(t, tc.kept, h.cloud.Live(h.prefix()))

@@ -298,7 +298,7 @@ func (h *harness) waitJobs(ids []int64, timeout time.Duration, pred func(gitlabf
 	defer cancel()
 	for _, id := range ids {
 		j, err := h.gl.WaitJob(ctx, id, pred)
-		require.NoError(h.t, err, "job %d: last seen %+v", id, j)
+		require.NoError(h.t, err, "job %d: last seen in state %q, trace %q", id, j.State, j.Trace)
 	}
 }
 
@@ -306,9 +306,10 @@ func (h *harness) waitJobs(ids []int64, timeout time.Duration, pred func(gitlabf
 // exactly zero.
 func (h *harness) waitIdle(timeout time.Duration) {
 	h.t.Helper()
+	since := time.Now() // snapshots are published at most every publishEvery
 	require.Eventually(h.t, func() bool {
 		s := h.d.Snapshot()
-		return len(s.Jobs) == 0 && s.Ledger.Jobs == 0 && s.Ledger.WeightUsed == 0 && s.Ledger.Provisioning == 0
+		return s.Time.After(since) && len(s.Jobs) == 0 && s.Ledger.Jobs == 0 && s.Ledger.WeightUsed == 0 && s.Ledger.Provisioning == 0
 	}, timeout, time.Millisecond, "dispatcher not idle: %+v", h.d.Snapshot())
 }
 

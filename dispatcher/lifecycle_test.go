@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"gitlab.com/paas-runner/paas-runner/config"
-		"gitlab.com/paas-runner/paas-runner/coordinator/gitlabfake"
+	"gitlab.com/paas-runner/paas-runner/coordinator/gitlabfake"
 	"gitlab.com/paas-runner/paas-runner/executors"
 	"gitlab.com/paas-runner/paas-runner/executors/executortest"
 	"gitlab.com/paas-runner/paas-runner/state"
@@ -29,7 +29,7 @@ func TestGracefulShutdownWithLaunchesInFlight(t *testing.T) {
 	cloud := executortest.NewCloud()
 	o := harnessOpts{
 		gl: gl, cloud: cloud, store: fs, concurrent: 30, provisioning: 20, refFlavor: "XS", refJobs: 30,
-		fake: executortest.Options{MaxFlavor: "XS", Delays: map[executortest.Op]time.Duration{executortest.OpProvision: 300 * time.Millisecond}},
+		fake: executortest.Options{MaxFlavor: "XS", Delays: map[executortest.Op]time.Duration{executortest.OpProvision: 1500 * time.Millisecond}},
 	}
 	h := newHarness(t, o)
 	var ids []int64

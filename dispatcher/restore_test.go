@@ -120,9 +120,10 @@ func TestRestoreResumesEveryPhase(t *testing.T) {
 			require.Equal(t, gitlabfake.StateFailed, j.State)
 			require.Contains(t, string(j.Trace), "The launch failed before the restart.")
 
+			since := time.Now()
 			require.Eventually(t, func() bool {
 				s := h.d.Snapshot()
-				return len(s.Jobs) == 1 && s.Ledger.Jobs == 0 && s.Ledger.WeightUsed == 0
+				return s.Time.After(since) && len(s.Jobs) == 1 && s.Ledger.Jobs == 0 && s.Ledger.WeightUsed == 0
 			}, 10*time.Second, time.Millisecond, "%+v", h.d.Snapshot())
 			require.Equal(t, int64(999999), h.d.Snapshot().Jobs[0].JobID, "a job of an unknown runner is kept")
 			require.Equal(t, 6, h.fake.Provisioned(), "the orphaned resource was adopted, not created twice")
@@ -146,10 +147,13 @@ func TestRestoreResumesEveryPhase(t *testing.T) {
 // gatedCoordinator hands out no job while closed.
 type gatedCoordinator struct {
 	Coordinator
-	closed atomic.Bool
+	closed   atomic.Bool
+	inflight atomic.Int64
 }
 
 func (g *gatedCoordinator) RequestJob(ctx context.Context) (*coordinator.Job, error) {
+	g.inflight.Add(1)
+	defer g.inflight.Add(-1)
 	if g.closed.Load() {
 		return nil, nil
 	}
@@ -204,9 +208,11 @@ func TestCrashRestartLosesNothing(t *testing.T) {
 		// killed process is the coordinator's to time out), copy what
 		// the store holds, kill.
 		gate.closed.Store(true)
+		require.Eventually(t, func() bool { return gate.inflight.Load() == 0 }, 10*time.Second, time.Millisecond)
+		drained := time.Now()
 		require.Eventually(t, func() bool {
 			s := h.d.Snapshot()
-			return len(s.Runners) == 1 && !s.Runners[0].Polling
+			return s.Time.After(drained) && len(s.Runners) == 1 && !s.Runners[0].Polling
 		}, 10*time.Second, time.Millisecond)
 		f, err := store.Load()
 		require.NoError(t, err)
