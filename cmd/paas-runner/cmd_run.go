@@ -14,9 +14,6 @@ import (
 
 	"gitlab.com/paas-runner/paas-runner/config"
 	"gitlab.com/paas-runner/paas-runner/dispatcher"
-
-	// Executor kinds available to `run` (they register in init).
-	_ "gitlab.com/paas-runner/paas-runner/executors/clever"
 )
 
 // cleanupTimeout bounds closing the state store after the dispatcher
