@@ -3,68 +3,20 @@ package agent
 import (
 	"context"
 	"encoding/json"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"gitlab.com/paas-runner/paas-runner/agent/agenttest"
 	"gitlab.com/paas-runner/paas-runner/config"
 	"gitlab.com/paas-runner/paas-runner/coordinator"
 	"gitlab.com/paas-runner/paas-runner/coordinator/gitlabfake"
 	"gitlab.com/paas-runner/paas-runner/executors"
 	"gitlab.com/paas-runner/paas-runner/executors/localdocker"
-	"gitlab.com/paas-runner/paas-runner/paas/deploy"
-	"gitlab.com/paas-runner/paas-runner/paas/docker"
 	"gitlab.com/paas-runner/paas-runner/paas/docker/dockertest"
 )
-
-// buildStaticAgent compiles the agent alone, statically (CGO_ENABLED=0, as
-// release binaries are built).
-func buildStaticAgent(t *testing.T) string {
-	t.Helper()
-	out := filepath.Join(t.TempDir(), "paas-runner")
-	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", out, "gitlab.com/paas-runner/paas-runner/agent/internal/testagent")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	b, err := cmd.CombinedOutput()
-	require.NoError(t, err, string(b))
-	return out
-}
-
-var lddPath = regexp.MustCompile(`(/\S+\.so[.0-9]*)`)
-
-// shellImage builds a FROM scratch image holding only the host's /bin/sh
-// and the libraries it needs (nothing can be pulled on test machines): the
-// smallest "job image" the agent can run scripts in.
-func shellImage(t *testing.T, c *docker.Client) string {
-	t.Helper()
-	sh, err := filepath.EvalSymlinks("/bin/sh")
-	require.NoError(t, err)
-	out, err := exec.Command("ldd", sh).Output()
-	if err != nil {
-		t.Skipf("cannot list the libraries of %s: %v", sh, err)
-	}
-	data, err := os.ReadFile(sh)
-	require.NoError(t, err)
-	files := []deploy.File{{Name: "sh", Mode: 0o755, Data: data}}
-	dockerfile := "FROM scratch\nCOPY sh /bin/sh\n"
-	for i, lib := range lddPath.FindAllString(string(out), -1) {
-		data, err := os.ReadFile(lib)
-		require.NoError(t, err)
-		name := "lib" + string(rune('a'+i))
-		files = append(files, deploy.File{Name: name, Mode: 0o755, Data: data})
-		dockerfile += "COPY " + name + " " + lib + "\n"
-	}
-	files = append(files, deploy.File{Name: "Dockerfile", Mode: 0o644, Data: []byte(dockerfile)})
-	tag := "paas-runner-agent-test-sh:" + dockertest.RandomSuffix()
-	dockertest.BuildImage(t, c, tag, &deploy.Context{Files: files})
-	return tag
-}
 
 // TestAgentInLocalDocker runs a job with local-docker and inner_runner =
 // "agent": the job's image (a minimal image with only sh) gets the static
@@ -76,8 +28,8 @@ func TestAgentInLocalDocker(t *testing.T) {
 		t.Skip("integration test")
 	}
 	c := dockertest.Require(t)
-	image := shellImage(t, c)
-	bin := buildStaticAgent(t)
+	image := agenttest.ShellImage(t, c)
+	bin := agenttest.StaticAgent(t)
 	repoDir, shas := makeRepo(t, "v1", "v2")
 
 	fake := newFake(t, gitlabfake.Options{})

@@ -24,8 +24,10 @@ import (
 	"gitlab.com/paas-runner/paas-runner/metrics"
 	"gitlab.com/paas-runner/paas-runner/state"
 
-	// The executor dev mode runs jobs with.
-	_ "gitlab.com/paas-runner/paas-runner/executors/localprocess"
+	"gitlab.com/paas-runner/paas-runner/coordinator"
+	"gitlab.com/paas-runner/paas-runner/executors"
+	"gitlab.com/paas-runner/paas-runner/executors/localdocker"
+	"gitlab.com/paas-runner/paas-runner/executors/localprocess"
 )
 
 // Demo identities.
@@ -42,8 +44,15 @@ type Options struct {
 	Dir string
 	// Listen is the address of the fake GitLab (default 127.0.0.1:0).
 	Listen string
-	// Executor is the executor kind (default local-process).
+	// Executor is the executor kind: local-process (default) or
+	// local-docker (inner_runner = "agent", host networking, needs Image).
 	Executor string
+	// Image is the job image with local-docker (default alpine:3.20; it
+	// must have a POSIX sh).
+	Image string
+	// AgentBinary is the static paas-runner binary put in job images with
+	// local-docker (default: the running executable).
+	AgentBinary string
 	// Jobs is the pipeline (default DemoPipeline(Scale)).
 	Jobs []DemoJob
 	// Scale multiplies the demo's sleeps and the daemon's intervals
@@ -118,8 +127,14 @@ func (o *Options) setDefaults() error {
 	if o.Executor == "" {
 		o.Executor = config.ExecutorLocalProcess
 	}
-	if o.Executor != config.ExecutorLocalProcess {
-		return fmt.Errorf("dev mode: executor %q is not available (use %s)", o.Executor, config.ExecutorLocalProcess)
+	switch o.Executor {
+	case config.ExecutorLocalProcess:
+	case config.ExecutorLocalDocker:
+		if o.Image == "" {
+			o.Image = "alpine:3.20"
+		}
+	default:
+		return fmt.Errorf("dev mode: executor %q is not available (use %s or %s)", o.Executor, config.ExecutorLocalProcess, config.ExecutorLocalDocker)
 	}
 	if o.Jobs == nil {
 		o.Jobs = DemoPipeline(o.Scale)
@@ -154,8 +169,13 @@ func configTOML(o *Options, url, workRoot, stateFile string) string {
 	fmt.Fprintf(&b, "log_level = \"warning\"\nshutdown_timeout = 10\nreconcile_interval = 300\nstate_file = %q\n", stateFile)
 	fmt.Fprintf(&b, "paas_max_concurrent_provisioning = 4\npaas_min_seconds_between_launches = 0\npaas_log_statistics = false\n\n")
 	fmt.Fprintf(&b, "[quota_computation]\nreference_runner = %q\nreference_flavor = \"M\"\nreference_jobs_count = 3\n\n", demoRunnerName)
-	fmt.Fprintf(&b, "[[runners]]\nname = %q\nurl = %q\ntoken = %q\nexecutor = %q\nwork_root = %q\nlocal_default_flavor = %q\n",
-		demoRunnerName, url, demoRunnerToken, o.Executor, workRoot, demoDefaultFlavor)
+	fmt.Fprintf(&b, "[[runners]]\nname = %q\nurl = %q\ntoken = %q\nexecutor = %q\nlocal_default_flavor = %q\n",
+		demoRunnerName, url, demoRunnerToken, o.Executor, demoDefaultFlavor)
+	if o.Executor == config.ExecutorLocalDocker {
+		fmt.Fprintf(&b, "inner_runner = \"agent\"\n")
+	} else {
+		fmt.Fprintf(&b, "work_root = %q\n", workRoot)
+	}
 	fmt.Fprintf(&b, "[runners.local_flavors]\n")
 	for _, f := range demoFlavors {
 		fmt.Fprintf(&b, "%s = { memory_mib = %d, cpus = %g }\n", f.Name, f.MiB, f.CPUs)
@@ -225,14 +245,15 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	if err != nil {
 		return sum, fmt.Errorf("dev metrics: %w", err)
 	}
-	d, cleanup, err := dispatcher.Assemble(cfg, o.Logger, dispatcher.AssembleOptions{
-		Version: o.Version, Store: state.NewMemory(), NoLock: true,
-		Observer: m, CoordinatorObserver: m.ObserveRequest,
-		Tuning: dispatcher.Tuning{MaxBackoff: time.Duration(2 * o.Scale * float64(time.Second))},
-	})
+	d, store, err := newDispatcher(&o, cfg, m)
 	if err != nil {
-		return sum, fmt.Errorf("assemble dispatcher: %w", err)
+		return sum, err
 	}
+	defer func() {
+		cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer ccancel()
+		_ = store.Close(cctx)
+	}()
 	m.SetSnapshot(d.Snapshot)
 	if o.MetricsListen != "off" {
 		msrv := metrics.NewServer(o.MetricsListen, reg, d, metrics.ReadyWhenClosed(d.Ready()), o.Logger)
@@ -246,28 +267,21 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 			_ = msrv.Shutdown(sctx)
 		}()
 	}
-	defer func() {
-		cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer ccancel()
-		_ = cleanup(cctx)
-	}()
 
 	fmt.Fprintf(o.Out, "paas-runner dev: fake GitLab on %s, demo project %s (%s), executor %s\n", url, demoProject, sha[:8], o.Executor)
 	if sum.MetricsURL != "" {
 		fmt.Fprintf(o.Out, "metrics on %s\n", sum.MetricsURL)
 	}
 	fmt.Fprintf(o.Out, "work directory %s\n\n", o.Dir)
-	ids := make(map[int64]int, len(o.Jobs))
-	for i, j := range o.Jobs {
+	for _, j := range o.Jobs {
 		vars := map[string]string{}
 		if j.Flavor != "" {
 			vars["CI_CLEVER_CLOUD_FLAVOR"] = j.Flavor
 		}
 		fj := fake.Enqueue(gitlabfake.JobSpec{
 			RunnerToken: demoRunnerToken, Project: demoProject, Name: j.Name, Stage: "test",
-			Script: j.Script, AfterScript: j.AfterScript, Variables: vars, Timeout: 600,
+			Script: j.Script, AfterScript: j.AfterScript, Variables: vars, Timeout: 600, Image: o.Image,
 		})
-		ids[fj.ID] = i
 		sum.Jobs = append(sum.Jobs, JobResult{ID: fj.ID, Name: j.Name, Flavor: j.Flavor, Want: j.Want, WantReason: j.WantReason})
 	}
 
@@ -296,6 +310,40 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	}
 	printSummary(o.Out, sum)
 	return sum, err
+}
+
+// newDispatcher builds the real dispatcher for the demo runner, with an
+// in-memory state store. Executors are built here rather than through the
+// registry so that local-docker job containers share the host network (they
+// must reach the fake GitLab on loopback).
+func newDispatcher(o *Options, cfg *config.Config, m *metrics.Metrics) (*dispatcher.Dispatcher, state.Store, error) {
+	r := &cfg.Runners[0]
+	log := o.Logger.WithField("runner", r.Label())
+	cl := coordinator.New(r.URL, r.Token, coordinator.Options{Logger: log, Observer: m.ObserveRequest, Version: o.Version})
+	deps := executors.Deps{Logger: log.WithField("executor", r.Executor), Coordinator: cl}
+	var ex executors.Executor
+	var err error
+	if r.Executor == config.ExecutorLocalDocker {
+		ex, err = localdocker.New(r, deps, localdocker.Options{NetworkMode: "host", AgentBinary: o.AgentBinary})
+	} else {
+		ex, err = localprocess.New(r, deps, localprocess.Options{})
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("build the %s executor: %w", r.Executor, err)
+	}
+	store := state.NewMemory()
+	d, err := dispatcher.New(cfg, dispatcher.Options{
+		Logger:       o.Logger,
+		Store:        store,
+		Executors:    map[string]executors.Executor{r.ShortID(): ex},
+		Coordinators: map[string]dispatcher.Coordinator{r.ShortID(): cl},
+		Observer:     m,
+		Tuning:       dispatcher.Tuning{MaxBackoff: time.Duration(2 * o.Scale * float64(time.Second))},
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("build dispatcher: %w", err)
+	}
+	return d, store, nil
 }
 
 // pinCommit makes the fake's job payloads point at the demo repository's

@@ -14,6 +14,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"gitlab.com/paas-runner/paas-runner/agent"
+	"gitlab.com/paas-runner/paas-runner/agent/agenttest"
+	"gitlab.com/paas-runner/paas-runner/paas/docker/dockertest"
 )
 
 // agentMarker makes this test binary act as `paas-runner exec-job` when the
@@ -81,4 +83,36 @@ func TestDevFlow(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, entries, "work directories left behind")
 	require.False(t, strings.Contains(out.String(), "\x1b["), "non-interactive output has escapes")
+}
+
+// TestDevFlowLocalDocker runs a small pipeline with --executor
+// local-docker: each job in its own image (a minimal sh image) with the
+// static agent. Skipped without a Docker daemon (fails under CI=true).
+func TestDevFlowLocalDocker(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	c := dockertest.Require(t)
+	image := agenttest.ShellImage(t, c)
+	bin := agenttest.StaticAgent(t)
+	jobs := []DemoJob{
+		{Name: "build", Flavor: "S", Want: "success", Script: []string{"echo building in docker", "read v < VERSION; echo \"version $v\""}},
+		{Name: "fail", Flavor: "XS", Want: "failed", WantReason: "script_failure", Script: []string{"exit 2"}, AfterScript: []string{"echo after in docker"}},
+		{Name: "huge", Flavor: "XXL", Want: "failed", WantReason: "script_failure", Script: []string{"echo never"}},
+	}
+	var out bytes.Buffer
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	sum, err := Run(t.Context(), Options{
+		Dir: t.TempDir(), Scale: 0.2, Out: &out, Logger: log, Timeout: 3 * time.Minute,
+		Executor: "local-docker", Image: image, AgentBinary: bin, Jobs: jobs, MetricsListen: "off",
+	})
+	require.NoError(t, err, out.String())
+	require.True(t, sum.AllExpected(), out.String())
+	b, err := os.ReadFile(sum.Jobs[0].LogPath)
+	require.NoError(t, err)
+	require.Contains(t, string(b), "version 1.0.0")
+	b, err = os.ReadFile(sum.Jobs[1].LogPath)
+	require.NoError(t, err)
+	require.Contains(t, string(b), "after in docker")
 }

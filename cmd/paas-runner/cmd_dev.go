@@ -21,7 +21,8 @@ func devCommand() *cli.Command {
 		Usage: "run a demo pipeline against an embedded fake GitLab (needs nothing but this binary)",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "non-interactive", Usage: "print plain progress lines instead of a live table"},
-			&cli.StringFlag{Name: "executor", Value: "local-process", Usage: "executor running the demo jobs"},
+			&cli.StringFlag{Name: "executor", Value: "local-process", Usage: "executor running the demo jobs: local-process, or local-docker (each job in its own image, with the agent; needs a Docker daemon)"},
+			&cli.StringFlag{Name: "image", Value: "alpine:3.20", Usage: "job image with --executor local-docker (needs a POSIX sh; pulled when missing)"},
 			&cli.StringFlag{Name: "dir", Usage: "directory for the demo repository, work directories and logs (default: a new temporary directory)"},
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:0", Usage: "address of the fake GitLab"},
 			&cli.Float64Flag{Name: "scale", Value: 1, Usage: "multiplies the demo's sleeps and the daemon's intervals"},
@@ -37,6 +38,7 @@ func devCommand() *cli.Command {
 				Dir:         c.String("dir"),
 				Listen:      c.String("listen"),
 				Executor:    c.String("executor"),
+				Image:       c.String("image"),
 				Scale:       c.Float64("scale"),
 				Out:         c.App.Writer,
 				Interactive: interactive,
