@@ -1,6 +1,8 @@
 package metrics
 
 import (
+	"regexp"
+	"slices"
 	"time"
 
 	"gitlab.com/paas-runner/paas-runner/dispatcher"
@@ -65,7 +67,7 @@ func JobFromView(v dispatcher.JobView) Job {
 		Flavor: v.Flavor, ExpectedWeight: v.ExpectedWeight, Weight: v.Weight, Phase: v.Phase,
 		ResourceID: v.ResourceID, ResourceName: v.ResourceName,
 		AcquiredAt: ts(v.AcquiredAt), StartedAt: ts(v.StartedAt), FinishedAt: ts(v.FinishedAt),
-		FailureOwed: v.FailureOwed, DecommissionAttempts: v.DecommissionAttempts, LastError: v.LastError,
+		FailureOwed: v.FailureOwed, DecommissionAttempts: v.DecommissionAttempts, LastError: RedactText(v.LastError),
 	}
 }
 
@@ -76,4 +78,28 @@ func JobListFromSnapshot(s dispatcher.Snapshot) JobList {
 		l.Jobs = append(l.Jobs, JobFromView(v))
 	}
 	return l
+}
+
+// userinfoRE matches the credentials of a URL (scheme://user:pass@).
+var userinfoRE = regexp.MustCompile(`(://)[^/@\s"']+@`)
+
+// RedactText masks URL credentials (scheme://user:token@host) in an
+// internal error text before it is served or dumped: errors are built
+// without tokens, this is a second line of defence.
+func RedactText(s string) string {
+	return userinfoRE.ReplaceAllString(s, "${1}[MASKED]@")
+}
+
+// RedactSnapshot returns a copy of s whose error texts went through
+// RedactText (s itself is shared and immutable).
+func RedactSnapshot(s dispatcher.Snapshot) dispatcher.Snapshot {
+	s.Jobs = slices.Clone(s.Jobs)
+	for i := range s.Jobs {
+		s.Jobs[i].LastError = RedactText(s.Jobs[i].LastError)
+	}
+	s.Runners = slices.Clone(s.Runners)
+	for i := range s.Runners {
+		s.Runners[i].LastError = RedactText(s.Runners[i].LastError)
+	}
+	return s
 }

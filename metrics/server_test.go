@@ -190,3 +190,33 @@ func TestServerStartShutdown(t *testing.T) {
 	}
 	require.Error(t, err, "server closed")
 }
+
+func TestRedaction(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{"", ""},
+		{"push to https://user:s3cr3t@push.example/app.git failed", "push to https://[MASKED]@push.example/app.git failed"},
+		{`Get "http://tok@h/x": refused`, `Get "http://[MASKED]@h/x": refused`},
+		{"no url here: a@b", "no url here: a@b"},
+		{"https://host/path?x=1 ok", "https://host/path?x=1 ok"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.in, func(t *testing.T) {
+			require.Equal(t, tc.want, RedactText(tc.in))
+		})
+	}
+
+	snap := sampleSnapshot()
+	snap.Jobs[0].LastError = "git push https://x:clever-secret-token@push/app.git: denied"
+	snap.Runners[0].LastError = "dial https://u:runner-secret@gitlab: refused"
+	red := RedactSnapshot(snap)
+	require.NotContains(t, red.Jobs[0].LastError, "clever-secret-token")
+	require.NotContains(t, red.Runners[0].LastError, "runner-secret")
+	require.Contains(t, snap.Jobs[0].LastError, "clever-secret-token", "the shared snapshot is not modified")
+
+	ts := newTestServer(t, &staticSource{s: snap}, nil)
+	for _, path := range []string{JobsPath, JobsPath + "/alpha/1"} {
+		_, _, body := get(t, ts.URL+path)
+		require.Contains(t, body, "[MASKED]@push")
+		require.NotContains(t, body, "clever-secret-token")
+	}
+}

@@ -69,7 +69,7 @@ type dumpReport struct {
 
 // dumpText renders the SIGUSR1 dump; g may be nil.
 func dumpText(d interface{ Snapshot() dispatcher.Snapshot }, g prometheus.Gatherer) (string, error) {
-	rep := dumpReport{Snapshot: d.Snapshot()}
+	rep := dumpReport{Snapshot: metrics.RedactSnapshot(d.Snapshot())}
 	if g != nil {
 		c, err := metrics.Counters(g)
 		if err != nil {
