@@ -16,6 +16,10 @@ import (
 
 // drainTimeout bounds how long a scenario waits for every job to be final,
 // every application deleted and the state file empty.
+// lostGrace is how long after its acquisition a job that no state file
+// tracks and that has no application counts as lost.
+const lostGrace = 5 * time.Second
+
 var drainTimeout = envDuration("PAAS_E2E_DRAIN", 3*time.Minute)
 
 // scenario is one resilience run of the real binary.
@@ -59,11 +63,29 @@ func (sc scenario) run(t *testing.T, seed uint64) report {
 	if sc.heal != nil {
 		sc.heal(w)
 	}
+	// Drained: every job is final or lost in the acquisition window, and
+	// no application is left.
+	var lost []int64
 	drained := waitFor(t.Context(), drainTimeout, func() bool {
-		return w.allFinal(ids) && len(w.cc.Live()) == 0
+		if len(w.cc.Live()) > 0 {
+			return false
+		}
+		lost = w.lostJobs(t, ids, lostGrace)
+		nFinal := 0
+		for _, id := range ids {
+			if j, _ := w.gl.Job(id); final(j) {
+				nFinal++
+			}
+		}
+		return nFinal+len(lost) == len(ids)
 	})
 	if !drained {
 		t.Logf("%s: not drained after %s", sc.name, drainTimeout)
+	}
+	if len(lost) > 0 {
+		t.Logf("%s: %d job(s) lost in the acquisition window (acquired, SIGKILL before the state write): %v; failing them as GitLab's stuck-job worker does",
+			sc.name, len(lost), lost)
+		w.failStuck(t, lost)
 	}
 	// Let the runner forget the last finished jobs, then stop it
 	// gracefully: the state file is flushed on exit.
@@ -72,6 +94,7 @@ func (sc scenario) run(t *testing.T, seed uint64) report {
 	require.True(t, p.wait(60*time.Second), "runner did not stop on SIGTERM")
 	require.True(t, p.cmd.ProcessState.Success(), "runner exit status after SIGTERM: %v", p.err)
 	r := w.outcome(t, sc.name, ids)
+	r.lost = len(lost)
 	glTotal, glFaulted := w.glFaults.counts()
 	ccTotal, ccFaulted := w.ccFaults.counts()
 	r.extra = fmt.Sprintf("%d SIGKILLs (%d mid-run); faults injected: coordinator %d/%d, PaaS %d/%d requests; apps created %d",
