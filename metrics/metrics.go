@@ -226,13 +226,41 @@ func (snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector.
 func (c snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 	s := c.m.snapshot()
+	collectRunners(ch, s)
+	gauge := func(d *prometheus.Desc, v float64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v)
+	}
+	l := s.Ledger
+	gauge(weightUsedDesc, l.WeightUsed)
+	gauge(weightQuotaDesc, l.WeightQuota)
+	gauge(concurrentDesc, float64(l.Jobs))
+	gauge(concurrentMaxDesc, float64(l.MaxJobs))
+	gauge(provisioningDesc, float64(l.Provisioning))
+	gauge(provisioningMaxDesc, float64(l.MaxProvisioning))
+	gauge(keptDesc, float64(l.Kept))
+	ch <- prometheus.MustNewConstMetric(cyclesDesc, prometheus.CounterValue, float64(s.PollCycles))
+	gauge(stoppingDesc, boolValue(s.Stopping))
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// perRunner is what the snapshot says of one runner's jobs.
+type perRunner struct {
+	phases    map[string]int
+	weight    float64
+	resources int
+}
+
+// collectRunners exports the per-runner gauges: every runner of the
+// snapshot, and any runner label its jobs carry, gets every phase.
+func collectRunners(ch chan<- prometheus.Metric, s dispatcher.Snapshot) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
-	}
-	type perRunner struct {
-		phases    map[string]int
-		weight    float64
-		resources int
 	}
 	runners := map[string]*perRunner{}
 	var order []string
@@ -247,11 +275,7 @@ func (c snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, r := range s.Runners {
 		get(r.Name)
-		up := 0.0
-		if !r.Forbidden && !r.Removed {
-			up = 1
-		}
-		gauge(runnerUpDesc, up, r.Name)
+		gauge(runnerUpDesc, boolValue(!r.Forbidden && !r.Removed), r.Name)
 	}
 	for _, j := range s.Jobs {
 		p := get(j.Runner)
@@ -269,18 +293,4 @@ func (c snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(runnerWeightDesc, p.weight, name)
 		gauge(resourcesDesc, float64(p.resources), name)
 	}
-	l := s.Ledger
-	gauge(weightUsedDesc, l.WeightUsed)
-	gauge(weightQuotaDesc, l.WeightQuota)
-	gauge(concurrentDesc, float64(l.Jobs))
-	gauge(concurrentMaxDesc, float64(l.MaxJobs))
-	gauge(provisioningDesc, float64(l.Provisioning))
-	gauge(provisioningMaxDesc, float64(l.MaxProvisioning))
-	gauge(keptDesc, float64(l.Kept))
-	ch <- prometheus.MustNewConstMetric(cyclesDesc, prometheus.CounterValue, float64(s.PollCycles))
-	stopping := 0.0
-	if s.Stopping {
-		stopping = 1
-	}
-	gauge(stoppingDesc, stopping)
 }

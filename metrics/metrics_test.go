@@ -58,6 +58,7 @@ paas_runner_weight_used 0
 	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(empty), "paas_runner_weight_used"))
 
 	snap = sampleSnapshot()
+	snap.Stopping = true
 	want := `
 # HELP paas_runner_jobs Tracked jobs by runner and phase (kept: resource kept on purpose).
 # TYPE paas_runner_jobs gauge
@@ -109,11 +110,14 @@ paas_runner_kept_resources 1
 # HELP paas_runner_poll_cycles_total Poll cycles run since start.
 # TYPE paas_runner_poll_cycles_total counter
 paas_runner_poll_cycles_total 42
+# HELP paas_runner_shutting_down 1 once a graceful shutdown began.
+# TYPE paas_runner_shutting_down gauge
+paas_runner_shutting_down 1
 `
 	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(want),
 		"paas_runner_jobs", "paas_runner_runner_weight_used", "paas_runner_tracked_resources", "paas_runner_runner_up",
 		"paas_runner_weight_used", "paas_runner_weight_quota", "paas_runner_concurrent_jobs", "paas_runner_concurrent_jobs_limit",
-		"paas_runner_provisioning_jobs", "paas_runner_provisioning_jobs_limit", "paas_runner_kept_resources", "paas_runner_poll_cycles_total"))
+		"paas_runner_provisioning_jobs", "paas_runner_provisioning_jobs_limit", "paas_runner_kept_resources", "paas_runner_poll_cycles_total", "paas_runner_shutting_down"))
 }
 
 func TestObserverEvents(t *testing.T) {
