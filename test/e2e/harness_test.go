@@ -275,7 +275,9 @@ func jobIDOf(name string) (int64, bool) {
 	return id, err == nil
 }
 
-func (w *world) observeGitLab(req *http.Request, _ []byte, at time.Time, status int, body []byte) {
+func (w *world) observeGitLab(req *http.Request, _ []byte, _ time.Time, status int, body []byte) {
+	// Acquired = when the 201 has been written.
+	at := time.Now()
 	if status != http.StatusCreated || !strings.HasSuffix(req.URL.Path, "/jobs/request") {
 		return
 	}
