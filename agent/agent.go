@@ -56,7 +56,11 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	o.setDefaults()
 	job := o.Job
 	log := o.Logger.WithField("job_id", job.ID)
-	api := coordinator.New(o.CoordinatorURL, "", coordinator.Options{Logger: log, Timeout: o.HTTPTimeout, Observer: o.Observer})
+	// One attempt per call: the agent retries itself, keeping its bytes.
+	api := coordinator.New(o.CoordinatorURL, "", coordinator.Options{
+		Logger: log, Timeout: o.HTTPTimeout, Observer: o.Observer, RetryMax: -1,
+		Version: Version, Executor: "paas-runner-agent",
+	})
 	return run(ctx, &o, job, api, log)
 }
 
@@ -354,13 +358,16 @@ func finalUpdate(ctx context.Context, o *Options, job *coordinator.Job, api jobA
 			log.WithField("status", status).Info("the coordinator already finished the job")
 			return nil
 		case err != nil:
-			if e, ok := errors.AsType[*coordinator.JobAPIError](err); ok && !e.Transient() {
+			if !coordinator.Retryable(err) {
 				return fmt.Errorf("report final state of job %d: %w", job.ID, err)
 			}
 			wait = backoff(o.RetryBackoff, attempt)
+			if e, ok := errors.AsType[*coordinator.HTTPError](err); ok && e.RetryAfter > wait {
+				wait = e.RetryAfter
+			}
 			log.WithError(err).WithField("attempt", attempt).Warn("final update failed; will retry")
 		case again > 0:
-			wait = min(again, 30*time.Second)
+			wait = min(again, o.MaxUpdateWait)
 			log.WithField("attempt", attempt).Debug("final update accepted (202), repeating")
 		default:
 			log.WithFields(logrus.Fields{"state": res.State, "failure_reason": reason}).Info("job finished")

@@ -61,6 +61,7 @@ func testOptions(t *testing.T, s *gitlabfake.Server, job *coordinator.Job) Optio
 		KeepAliveInterval: 30 * time.Millisecond,
 		KillGrace:         300 * time.Millisecond,
 		RetryBackoff:      10 * time.Millisecond,
+		MaxUpdateWait:     20 * time.Millisecond,
 		DockerAvailable:   func() bool { return false },
 	}
 }
@@ -74,10 +75,12 @@ func TestRunOutcomes(t *testing.T) {
 		name        string
 		spec        gitlabfake.JobSpec
 		fake        gitlabfake.Options
+		faults      map[string]gitlabfake.Fault
 		edit        func(*coordinator.Job)
 		wantState   string
 		wantReason  string
 		wantExit    int
+		minRequests map[string]int
 		contains    []string
 		notContains []string
 	}{
@@ -145,10 +148,19 @@ func TestRunOutcomes(t *testing.T) {
 			contains:   []string{"postgres:16"},
 		},
 		{
-			name:      "final update repeated while 202",
-			fake:      gitlabfake.Options{FinalUpdateAccepted: 2, TraceUpdateInterval: 0},
-			spec:      gitlabfake.JobSpec{Script: []string{"echo ok"}},
-			wantState: gitlabfake.StateSuccess,
+			name:        "transient trace failures are retried",
+			faults:      map[string]gitlabfake.Fault{"/jobs/:id/trace": {Statuses: []int{500, 503, -1, 429}, RetryAfter: "0"}},
+			spec:        gitlabfake.JobSpec{Script: []string{"echo line one", "sleep 0.2", "echo line two"}},
+			wantState:   gitlabfake.StateSuccess,
+			contains:    []string{"line one", "line two", "Job succeeded"},
+			minRequests: map[string]int{"PATCH /jobs/:id/trace": 5},
+		},
+		{
+			name:        "final update repeated while 202",
+			fake:        gitlabfake.Options{FinalUpdateAccepted: 2, TraceUpdateInterval: 0},
+			spec:        gitlabfake.JobSpec{Script: []string{"echo ok"}},
+			wantState:   gitlabfake.StateSuccess,
+			minRequests: map[string]int{"PUT /jobs/:id": 4},
 		},
 	}
 	for _, tc := range tests {
@@ -156,6 +168,9 @@ func TestRunOutcomes(t *testing.T) {
 			t.Parallel()
 			s := newFake(t, tc.fake)
 			job := acquire(t, s, tc.spec, false)
+			for ep, f := range tc.faults {
+				s.SetFault(ep, f)
+			}
 			noGit(job)
 			if tc.edit != nil {
 				tc.edit(job)
@@ -178,6 +193,9 @@ func TestRunOutcomes(t *testing.T) {
 				require.NotContains(t, trace, c)
 			}
 			require.NotContains(t, trace, job.Token.Reveal())
+			for ep, n := range tc.minRequests {
+				require.GreaterOrEqual(t, s.Requests(ep), n, ep)
+			}
 		})
 	}
 }

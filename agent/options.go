@@ -21,6 +21,7 @@ const (
 	DefaultKillGrace          = 2 * time.Second
 	DefaultRetryBackoff       = time.Second
 	DefaultFinalUpdateTimeout = 10 * time.Minute
+	DefaultMaxUpdateWait      = 30 * time.Second
 )
 
 // Options configure Run. Zero values take the defaults above.
@@ -58,6 +59,9 @@ type Options struct {
 	// FinalUpdateTimeout bounds the final-update loop (202 repeats,
 	// retries).
 	FinalUpdateTimeout time.Duration
+	// MaxUpdateWait caps the wait between final updates the coordinator
+	// asks for with 202 + X-GitLab-Trace-Update-Interval (default 30 s).
+	MaxUpdateWait time.Duration
 	// Shell forces the shell ("bash" or "sh"); default bash when found,
 	// else sh.
 	Shell string
@@ -82,6 +86,7 @@ func (o *Options) setDefaults() {
 	def(&o.KillGrace, DefaultKillGrace)
 	def(&o.RetryBackoff, DefaultRetryBackoff)
 	def(&o.FinalUpdateTimeout, DefaultFinalUpdateTimeout)
+	def(&o.MaxUpdateWait, DefaultMaxUpdateWait)
 	if o.TraceChunkSize <= 0 {
 		o.TraceChunkSize = DefaultTraceChunkSize
 	}

@@ -214,7 +214,7 @@ func (t *traceBuffer) ok() {
 func (t *traceBuffer) failed(err error, what string) {
 	t.failures++
 	d := backoff(t.opts.RetryBackoff, t.failures)
-	if e, ok := errors.AsType[*coordinator.JobAPIError](err); ok && e.RetryAfter > d {
+	if e, ok := errors.AsType[*coordinator.HTTPError](err); ok && e.RetryAfter > d {
 		d = e.RetryAfter
 	}
 	t.nextTry = time.Now().Add(d)
