@@ -35,7 +35,7 @@ const (
 )
 
 // DefaultFlavor is the single flavor (weight 1) used without local_flavors.
-const DefaultFlavor = "M"
+const DefaultFlavor = config.DefaultLocalDefaultFlavor
 
 // ErrExists is returned by Provision when the work directory already exists
 // (use Adopt).
@@ -90,12 +90,9 @@ func New(r *config.Runner, deps executors.Deps, opts Options) (*Executor, error)
 	if err != nil {
 		return nil, fmt.Errorf("runner %q: work_root: %w", r.Label(), err)
 	}
-	fl := quota.Flavors{DefaultFlavor: {Name: DefaultFlavor, APIName: DefaultFlavor, MemoryMiB: 1024, CPUs: 1}}
-	if len(r.LocalFlavors) > 0 {
-		fl = quota.Flavors{}
-		for name, f := range r.LocalFlavors {
-			fl[name] = quota.Flavor{Name: name, APIName: name, MemoryMiB: f.MemoryMiB, CPUs: f.CPUs}
-		}
+	fl := quota.Flavors{}
+	for name, f := range r.StaticFlavors() {
+		fl[name] = quota.Flavor{Name: name, APIName: name, MemoryMiB: f.MemoryMiB, CPUs: f.CPUs}
 	}
 	return &Executor{
 		runner:   r,
