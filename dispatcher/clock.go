@@ -3,7 +3,8 @@ package dispatcher
 import "time"
 
 // Clock is the dispatcher's source of time, injectable so tests can control
-// it. The zero value of RealClock is the wall clock.
+// it. Implementations must be safe for concurrent use (operations read Now
+// too). The zero value of RealClock is the wall clock.
 type Clock interface {
 	// Now returns the current time.
 	Now() time.Time

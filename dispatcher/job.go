@@ -122,18 +122,8 @@ func (d *Dispatcher) acquired(r *runner, p *coordinator.Job, w float64, werr err
 		return
 	}
 	now := d.clock.Now()
-	rec := state.Job{
-		Runner:         r.id,
-		JobID:          p.ID,
-		Token:          p.Token.Reveal(),
-		ProjectID:      p.JobInfo.ProjectID,
-		Flavor:         jobFlavor(p),
-		ExpectedWeight: w,
-		Phase:          state.PhasePending,
-		ResourceName:   executors.ResourceName(&r.cfg, p.ID),
-		Payload:        p.Raw,
-		AcquiredAt:     now,
-	}
+	rec := intentRecord(&r.cfg, p, now)
+	rec.ExpectedWeight = w
 	j := d.newJob(rec, r)
 	j.payload = p
 	j.launchStart = now
@@ -163,6 +153,22 @@ func (d *Dispatcher) acquired(r *runner, p *coordinator.Job, w float64, werr err
 	j.log.WithFields(logrus.Fields{"weight": w, "resource_name": rec.ResourceName}).Info("job acquired")
 	d.put(j)
 	d.scheduleProvision(j)
+}
+
+// intentRecord is the record of a job just acquired: pending, with the
+// name of the resource about to be created and the payload to launch it.
+func intentRecord(r *config.Runner, p *coordinator.Job, now time.Time) state.Job {
+	return state.Job{
+		Runner:       r.ShortID(),
+		JobID:        p.ID,
+		Token:        p.Token.Reveal(),
+		ProjectID:    p.JobInfo.ProjectID,
+		Flavor:       jobFlavor(p),
+		Phase:        state.PhasePending,
+		ResourceName: executors.ResourceName(r, p.ID),
+		Payload:      p.Raw,
+		AcquiredAt:   now,
+	}
 }
 
 // scheduleProvision provisions now, or at the planned time when launches

@@ -159,14 +159,20 @@ func (d *Dispatcher) maybePoll(r *runner) {
 	}
 	r.blocked = false
 	r.polling = true
-	co := r.coord
+	co, store, clock, rc := r.coord, d.store, d.clock, r.cfg
 	d.op(classPoll, func(ctx context.Context) func() {
 		j, err := co.RequestJob(ctx)
 		var (
 			w    float64
 			werr error
+			serr error
 		)
 		if err == nil && j != nil {
+			// The coordinator now counts the job as ours: record it
+			// before anything else, so that a crash right now does not
+			// lose it (the owner completes the record).
+			store.Put(intentRecord(&rc, j, clock.Now()))
+			serr = store.Sync(ctx)
 			w, werr = ex.ExpectedWeight(ctx, j)
 		}
 		mw, mwErr := ex.MaxWeight(ctx)
@@ -174,6 +180,9 @@ func (d *Dispatcher) maybePoll(r *runner) {
 			r.polling = false
 			if mwErr == nil {
 				r.maxWeight = mw
+			}
+			if serr != nil {
+				r.log.WithError(serr).Error("persisting an acquired job failed; a crash now would lose it")
 			}
 			d.polled(r, j, err, w, werr)
 		}

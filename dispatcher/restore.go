@@ -106,6 +106,11 @@ func (d *Dispatcher) continueRestored(j *job) {
 			d.launchFailed(j, errors.New("payload missing from state"), "paas-runner lost this job's payload while restarting; please retry the job", coordinator.RunnerSystemFailure)
 			return
 		}
+		if j.rec.ExpectedWeight == 0 && j.res == nil {
+			// Recorded right after acquisition, before it was weighed.
+			d.weigh(j)
+			return
+		}
 		if j.res != nil {
 			d.checkThen(j, d.launch)
 			return
@@ -133,6 +138,38 @@ func (d *Dispatcher) continueRestored(j *job) {
 	default:
 		j.log.WithField("phase", j.rec.Phase).Error("restored job has an unknown phase; record kept")
 	}
+}
+
+// weigh computes the expected weight of a restored job recorded before it
+// was weighed; an invalid flavor fails the job as at acquisition.
+func (d *Dispatcher) weigh(j *job) {
+	if j.gone || j.busy[laneMain] || d.stopping {
+		return
+	}
+	j.busy[laneMain] = true
+	ex, p := j.r.exec, j.payload
+	d.op(classCheck, func(ctx context.Context) func() {
+		w, err := ex.ExpectedWeight(ctx, p)
+		return func() {
+			j.busy[laneMain] = false
+			var je *executors.JobError
+			switch {
+			case errors.As(err, &je):
+				d.launchFailed(j, err, "", "")
+			case err != nil:
+				d.retryMain(j, err, d.weigh)
+			default:
+				j.rec.ExpectedWeight = w
+				if j.inLedger {
+					if err := d.ledger.Adjust(j.ledgerKey, w); err != nil {
+						j.log.WithError(err).Error("ledger adjust failed")
+					}
+				}
+				d.put(j)
+				d.continueRestored(j)
+			}
+		}
+	})
 }
 
 // adopt looks for a resource created under the job's name before a crash

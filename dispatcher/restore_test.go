@@ -87,7 +87,15 @@ func TestRestoreResumesEveryPhase(t *testing.T) {
 			failing := acquire(t, h)
 
 			recs := []state.Job{record(h, pending, state.PhasePending)}
-			_, err := h.fake.Provision(t.Context(), executors.JobSpec{Job: orphaned, ResourceName: executors.ResourceName(h.runner, orphaned.ID)})
+			// Crash right after acquisition: only the intent was written,
+			// not yet weighed (one valid job, one with an invalid flavor).
+			unweighed := acquire(t, h)
+			recs = append(recs, intentRecord(h.runner, unweighed, time.Now()))
+			h.gl.Enqueue(gitlabfake.JobSpec{RunnerToken: testRunnerToken, Variables: map[string]string{"CI_CLEVER_CLOUD_FLAVOR": "HUGE"}})
+			huge, err := h.coord.RequestJob(t.Context())
+			require.NoError(t, err)
+			recs = append(recs, intentRecord(h.runner, huge, time.Now()))
+			_, err = h.fake.Provision(t.Context(), executors.JobSpec{Job: orphaned, ResourceName: executors.ResourceName(h.runner, orphaned.ID)})
 			require.NoError(t, err)
 			recs = append(recs, record(h, orphaned, state.PhasePending))
 			recs = append(recs, withResource(t, h, record(h, provisioned, state.PhaseProvisioned), provisioned, false))
@@ -109,6 +117,12 @@ func TestRestoreResumesEveryPhase(t *testing.T) {
 
 			h.start()
 			ids := []int64{pending.ID, orphaned.ID, provisioned.ID, launched.ID, running.ID, failing.ID}
+			h.waitJobs([]int64{unweighed.ID, huge.ID}, 20*time.Second, final)
+			j, _ := h.gl.Job(unweighed.ID)
+			require.Equal(t, gitlabfake.StateSuccess, j.State)
+			j, _ = h.gl.Job(huge.ID)
+			require.Equal(t, gitlabfake.StateFailed, j.State)
+			require.Contains(t, string(j.Trace), "possible choices are [XS S M L XL 2XL 3XL]")
 			h.waitJobs(ids[:4], 20*time.Second, final)
 			require.NoError(t, h.gl.SimulateRun(running.ID, "still running\n", gitlabfake.StateSuccess))
 			h.waitJobs(ids, 20*time.Second, final)
@@ -116,7 +130,7 @@ func TestRestoreResumesEveryPhase(t *testing.T) {
 				j, _ := h.gl.Job(id)
 				require.Equal(t, gitlabfake.StateSuccess, j.State, "job %d", id)
 			}
-			j, _ := h.gl.Job(failing.ID)
+			j, _ = h.gl.Job(failing.ID)
 			require.Equal(t, gitlabfake.StateFailed, j.State)
 			require.Contains(t, string(j.Trace), "The launch failed before the restart.")
 
@@ -126,7 +140,7 @@ func TestRestoreResumesEveryPhase(t *testing.T) {
 				return s.Time.After(since) && len(s.Jobs) == 1 && s.Ledger.Jobs == 0 && s.Ledger.WeightUsed == 0
 			}, 10*time.Second, time.Millisecond, "%+v", h.d.Snapshot())
 			require.Equal(t, int64(999999), h.d.Snapshot().Jobs[0].JobID, "a job of an unknown runner is kept")
-			require.Equal(t, 6, h.fake.Provisioned(), "the orphaned resource was adopted, not created twice")
+			require.Equal(t, 7, h.fake.Provisioned(), "the orphaned resource was adopted, not created twice")
 			require.Equal(t, 0, h.cloud.Live(h.prefix()))
 			require.NoError(t, h.stop())
 
