@@ -23,9 +23,30 @@ lint:
 dev: build
 	./$(BIN) dev
 
-## bench: Go micro-benchmarks plus the process-level benchmark table.
+## bench: Go micro-benchmarks plus the process-level benchmark table
+## (docs/readme/bench.md; sizes: PAAS_BENCH_JOBS, PAAS_BENCH_INFLIGHT,
+## PAAS_BENCH_LATENCY, PAAS_BENCH_RUNNING, PAAS_BENCH_STEADY).
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+	PAAS_BENCH=1 $(GO) test -count=1 -timeout 30m -run '^TestProcessBench$$' -v ./test/e2e
+
+## chaos: the resilience suite at full size (docs/readme/resilience.md):
+## SIGKILL chaos, API faults, rejected pushes, SIGTERM and SIGHUP.
+CHAOS_JOBS  ?= 100
+CHAOS_KILLS ?= 10
+chaos:
+	PAAS_E2E_JOBS=$(CHAOS_JOBS) PAAS_E2E_KILLS=$(CHAOS_KILLS) $(GO) test -race -count=1 -timeout 30m \
+	  -run '^(TestResilience|TestSIGTERMWithLaunchesInFlight|TestSIGHUPReload)$$' -v ./test/e2e
+
+## fuzz: run every fuzz target for FUZZTIME, one after the other.
+FUZZTIME ?= 10s
+FUZZ_TARGETS := FuzzParse:./config FuzzDecode:./state FuzzImportHeptapod:./state \
+	FuzzParseJob:./coordinator FuzzParseRange:./coordinator FuzzRewriteDependencyProxy:./paas/deploy
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  echo "== $${t%%:*} ($${t#*:}, $(FUZZTIME))"; \
+	  $(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) "$${t#*:}"; \
+	done
 
 clean:
 	rm -rf bin dist
