@@ -15,9 +15,19 @@ test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 15m ./...
 
+## lint: go vet, gofmt, then golangci-lint (.golangci.yml) when installed.
+## Not run by CI; install it with
+##   go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+GOLANGCI_LINT_VERSION ?= v2.15.0
+GOLANGCI_LINT ?= $(shell command -v golangci-lint 2>/dev/null || ls "$$($(GO) env GOPATH)/bin/golangci-lint" 2>/dev/null)
 lint:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt needed" && false)
+	@if [ -n "$(GOLANGCI_LINT)" ]; then \
+	  echo "$(GOLANGCI_LINT) run ./..."; "$(GOLANGCI_LINT)" run ./...; \
+	else \
+	  echo "notice: golangci-lint not installed, skipped (go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION))"; \
+	fi
 
 ## dev: run the daemon against an embedded fake GitLab with a demo pipeline.
 dev: build
