@@ -326,6 +326,9 @@ loop:
 			d.publish()
 		}
 	}
+	if !forced {
+		d.drainOperations()
+	}
 	d.publish()
 	flushTimeout := d.tuning.CallTimeout
 	if forced {
@@ -338,6 +341,40 @@ loop:
 	}
 	d.log.WithField("jobs", len(d.jobs)).Info("dispatcher stopped; tracked jobs are persisted and resume at next start")
 	return nil
+}
+
+// operationsGrace bounds how long Run waits, after its loop, for the
+// operations still running (cancelled ones return at once).
+const operationsGrace = 2 * time.Second
+
+// drainOperations lets operations still in flight finish (up to
+// operationsGrace), applying their results, so that Run leaves no goroutine
+// behind in the common case.
+func (d *Dispatcher) drainOperations() {
+	done := make(chan struct{})
+	go func() {
+		d.wg.Wait()
+		close(done)
+	}()
+	grace := d.clock.NewTimer(operationsGrace)
+	defer grace.Stop()
+	for {
+		select {
+		case fn := <-d.events:
+			fn()
+			d.afterEvent()
+		case <-done:
+			for len(d.events) > 0 {
+				fn := <-d.events
+				fn()
+				d.afterEvent()
+			}
+			return
+		case <-grace.C():
+			d.log.Warn("operations still running at exit; their jobs resume after restart")
+			return
+		}
+	}
 }
 
 // beginStop starts a graceful shutdown (owner only): no new polls or

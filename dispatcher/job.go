@@ -17,9 +17,9 @@ import (
 	"gitlab.com/paas-runner/paas-runner/state"
 )
 
-// appendAtEnd is the trace offset used to append after content written by
-// the inner runner: the coordinator answers 416 with the stored size and the
-// client resyncs to it.
+// appendAtEnd is the trace offset used to append after whatever the job log
+// holds: the coordinator answers 416 with the stored size and the client
+// resyncs to it.
 const appendAtEnd = math.MaxInt32
 
 // lane is one of a job's independent activities; each has at most one
@@ -621,13 +621,14 @@ func (d *Dispatcher) report(j *job) {
 	co, tok, id := j.r.coord, j.token(), j.rec.JobID
 	reason, exit := coordinator.FailureReason(f.Reason), d.tuning.FailJobExitCode
 	var line []byte
-	offset := j.rec.TraceOffset
 	if !j.lineWritten {
 		line = jobLogLine(f.Message)
-		if !j.rec.StartedAt.IsZero() {
-			offset = appendAtEnd // the inner runner wrote: append after it
-		}
 	}
+	// Always append after what the log holds: the inner runner may have
+	// written (a launch that failed late, a host that died mid-job), and a
+	// write at a smaller offset would truncate its output. The coordinator
+	// answers 416 with its size and the client resyncs there.
+	offset := int64(appendAtEnd)
 	d.op(classCheck, func(ctx context.Context) func() {
 		var (
 			size int64
@@ -649,9 +650,7 @@ func (d *Dispatcher) report(j *job) {
 				switch {
 				case terr == nil:
 					j.lineWritten = true
-					if offset != appendAtEnd {
-						j.rec.TraceOffset = size
-					}
+					j.rec.TraceOffset = size
 				case permanent(terr):
 					j.lineWritten = true
 					j.log.WithError(terr).Warn("could not write the failure line into the job log")
