@@ -18,7 +18,7 @@ import (
 // every application deleted and the state file empty.
 // lostGrace is how long after its acquisition a job that no state file
 // tracks and that has no application counts as lost.
-const lostGrace = 5 * time.Second
+const lostGrace = 10 * time.Second
 
 var drainTimeout = envDuration("PAAS_E2E_DRAIN", 3*time.Minute)
 

@@ -197,8 +197,11 @@ type world struct {
 	createdAt  map[int64]time.Time
 	// createArrivals counts POST …/applications as they arrive.
 	createArrivals int
-	ccRequests     int
-	pushes         int
+	// createGate, when set, holds every application creation until it is
+	// closed.
+	createGate chan struct{}
+	ccRequests int
+	pushes     int
 }
 
 func newWorld(t *testing.T) *world {
@@ -229,7 +232,14 @@ func newWorld(t *testing.T) *world {
 		if req.Method == http.MethodPost && strings.HasSuffix(req.URL.Path, "/applications") {
 			w.mu.Lock()
 			w.createArrivals++
+			gate := w.createGate
 			w.mu.Unlock()
+			if gate != nil {
+				select {
+				case <-gate:
+				case <-req.Context().Done():
+				}
+			}
 		}
 	}
 	ccSrv := httptest.NewServer(w.ccFaults)
@@ -318,6 +328,24 @@ func (w *world) setRunFor(f func(jobID int64) time.Duration) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.runFor = f
+}
+
+// holdCreates holds application creations until the returned function is
+// called.
+func (w *world) holdCreates() (release func()) {
+	gate := make(chan struct{})
+	w.mu.Lock()
+	w.createGate = gate
+	w.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			w.mu.Lock()
+			w.createGate = nil
+			w.mu.Unlock()
+			close(gate)
+		})
+	}
 }
 
 // creates returns how many application creations arrived so far.

@@ -6,22 +6,21 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-
-	"gitlab.com/paas-runner/paas-runner/paas/clever/clevertest"
 )
 
-// SIGTERM with 20 launches in flight (application creations held by the
-// fake PaaS): the runner lets them finish, exits 0 within shutdown_timeout
+// SIGTERM with 20 launches in flight (application creations held in the
+// fake PaaS until the test releases them): the runner lets them finish, exits 0 within shutdown_timeout
 // with every job in the state file, and the restarted runner adopts every
 // one (no second application) and finishes them.
 func TestSIGTERMWithLaunchesInFlight(t *testing.T) {
 	const inFlight = 20
-	const createLatency = 3 * time.Second
+	const held = time.Second
 	w := newWorld(t)
 	s := defaultSettings()
 	s.concurrent, s.provisioning, s.shutdownTimeout = 2*inFlight, 2*inFlight, 30
 	w.writeConfig(t, w.configTOML(s))
-	w.cc.SetLatency(clevertest.EndpointCreate, createLatency)
+	release := w.holdCreates()
+	t.Cleanup(release)
 	ids := w.enqueue(inFlight, runnerToken)
 
 	p := w.start(t)
@@ -32,6 +31,11 @@ func TestSIGTERMWithLaunchesInFlight(t *testing.T) {
 
 	start := time.Now()
 	p.signal(t, syscall.SIGTERM)
+	// The runner must wait for the creations in flight: it is still there
+	// while they are held.
+	wait(t.Context(), held)
+	require.False(t, p.exited(), "the runner exited with creations in flight")
+	release()
 	require.True(t, p.wait(time.Duration(s.shutdownTimeout)*time.Second+10*time.Second),
 		"runner did not exit within shutdown_timeout (%gs)", s.shutdownTimeout)
 	elapsed := time.Since(start)
@@ -48,7 +52,6 @@ func TestSIGTERMWithLaunchesInFlight(t *testing.T) {
 		require.False(t, final(j), "job %d is already final before the restart", id)
 	}
 
-	w.cc.SetLatency(clevertest.EndpointCreate, 0)
 	p = w.start(t)
 	require.True(t, waitFor(t.Context(), 2*time.Minute, func() bool {
 		return w.allFinal(ids) && len(w.cc.Live()) == 0
