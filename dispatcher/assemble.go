@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -56,8 +57,8 @@ func Assemble(cfg *config.Config, log logrus.FieldLogger, o AssembleOptions) (*D
 	var cleanups []func(ctx context.Context) error
 	cleanup := func(ctx context.Context) error {
 		var errs []error
-		for i := len(cleanups) - 1; i >= 0; i-- {
-			errs = append(errs, cleanups[i](ctx))
+		for _, c := range slices.Backward(cleanups) {
+			errs = append(errs, c(ctx))
 		}
 		return errors.Join(errs...)
 	}

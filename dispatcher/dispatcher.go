@@ -285,10 +285,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	var forceC <-chan struct{}
 	forced := false
 loop:
-	for {
-		if d.stopping && d.critical == 0 {
-			break
-		}
+	for !d.stopping || d.critical > 0 {
 		next, ok := d.nextTimer()
 		if d.dirty {
 			if at := d.lastPublish.Add(publishEvery); !ok || at.Before(next) {

@@ -142,20 +142,32 @@ func TestCounterLeaks(t *testing.T) {
 		kept     int
 		provided int
 	}{
-		{name: "launch failed without resource", state: gitlabfake.StateFailed,
-			fake: executortest.Options{Failures: map[executortest.Op]executortest.Failure{executortest.OpProvisionBefore: {Rate: 1}}}},
-		{name: "launch failed with resource", state: gitlabfake.StateFailed,
-			fake: executortest.Options{Failures: map[executortest.Op]executortest.Failure{executortest.OpLaunch: {Rate: 1}}}},
-		{name: "finished jobs keep resources", state: gitlabfake.StateSuccess, kept: 3,
-			mutate: func(c *config.Config) { c.PaasFinishedJobsKeepResources = true }},
-		{name: "launch failures not decommissioned", state: gitlabfake.StateFailed, kept: 3,
+		{
+			name: "launch failed without resource", state: gitlabfake.StateFailed,
+			fake: executortest.Options{Failures: map[executortest.Op]executortest.Failure{executortest.OpProvisionBefore: {Rate: 1}}},
+		},
+		{
+			name: "launch failed with resource", state: gitlabfake.StateFailed,
+			fake: executortest.Options{Failures: map[executortest.Op]executortest.Failure{executortest.OpLaunch: {Rate: 1}}},
+		},
+		{
+			name: "finished jobs keep resources", state: gitlabfake.StateSuccess, kept: 3,
+			mutate: func(c *config.Config) { c.PaasFinishedJobsKeepResources = true },
+		},
+		{
+			name: "launch failures not decommissioned", state: gitlabfake.StateFailed, kept: 3,
 			fake:   executortest.Options{Failures: map[executortest.Op]executortest.Failure{executortest.OpLaunch: {Rate: 1}}},
-			mutate: func(c *config.Config) { c.PaasDecommissionLaunchFailures = false }},
-		{name: "failed decommissions retried", state: gitlabfake.StateSuccess,
-			fake: executortest.Options{Failures: map[executortest.Op]executortest.Failure{executortest.OpDecommission: {Script: []bool{true, true, true, true, true}}}}},
+			mutate: func(c *config.Config) { c.PaasDecommissionLaunchFailures = false },
+		},
+		{
+			name: "failed decommissions retried", state: gitlabfake.StateSuccess,
+			fake: executortest.Options{Failures: map[executortest.Op]executortest.Failure{executortest.OpDecommission: {Script: []bool{true, true, true, true, true}}}},
+		},
 		{name: "resource already gone is released once", state: gitlabfake.StateSuccess, vanish: true},
-		{name: "weight drift on failed launch", state: gitlabfake.StateFailed, heavier: 1.5,
-			fake: executortest.Options{Failures: map[executortest.Op]executortest.Failure{executortest.OpLaunch: {Rate: 1}}}},
+		{
+			name: "weight drift on failed launch", state: gitlabfake.StateFailed, heavier: 1.5,
+			fake: executortest.Options{Failures: map[executortest.Op]executortest.Failure{executortest.OpLaunch: {Rate: 1}}},
+		},
 		{name: "weight drift on finished job", state: gitlabfake.StateSuccess, heavier: 1.5},
 	}
 	for _, tc := range cases {

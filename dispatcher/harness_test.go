@@ -244,7 +244,7 @@ func (h *harness) start() {
 	h.cancel = cancel
 	h.done = make(chan error, 1)
 	go func() { h.done <- h.d.Run(ctx) }()
-	h.t.Cleanup(func() { h.stop() })
+	h.t.Cleanup(func() { _ = h.stop() })
 	select {
 	case <-h.d.Ready():
 	case err := <-h.done:

@@ -641,47 +641,51 @@ func (d *Dispatcher) report(j *job) {
 		if terr == nil || permanent(terr) {
 			ferr = co.FailJob(ctx, id, tok, reason, exit)
 		}
-		return func() {
-			j.busy[laneReport] = false
-			if j.gone {
-				return
-			}
-			if line != nil {
-				switch {
-				case terr == nil:
-					j.lineWritten = true
-					j.rec.TraceOffset = size
-				case permanent(terr):
-					j.lineWritten = true
-					j.log.WithError(terr).Warn("could not write the failure line into the job log")
-				}
-			}
-			err := ferr
-			if line != nil && terr != nil && !permanent(terr) {
-				err = terr
-			}
-			switch {
-			case err == nil:
-				j.log.WithField("failure_reason", reason).Info("job failure reported to the coordinator")
-				j.rec.PendingFailure = nil
-			case permanent(err):
-				j.log.WithError(err).Error("failure report rejected permanently; giving up")
-				j.rec.PendingFailure = nil
-			default:
-				d.put(j)
-				if d.stopping {
-					return
-				}
-				j.reportAttempts++
-				j.reportBackoff = backoff(j.reportBackoff, d.cfg.CheckInterval.Duration(), d.tuning.MaxBackoff)
-				j.log.WithError(err).WithFields(logrus.Fields{"attempt": j.reportAttempts, "retry_in": j.reportBackoff}).Warn("failure report failed; retrying")
-				j.setTimer(laneReport, d.after(j.reportBackoff, func() { d.report(j) }))
-				return
-			}
-			d.put(j)
-			d.maybeForget(j)
-		}
+		return func() { d.reported(j, line != nil, size, terr, ferr) }
 	})
+}
+
+// reported applies the outcome of a failure report: the line written (or
+// given up), the report accepted, given up or retried with back-off.
+func (d *Dispatcher) reported(j *job, wrote bool, size int64, terr, ferr error) {
+	j.busy[laneReport] = false
+	if j.gone || j.rec.PendingFailure == nil {
+		return
+	}
+	err := ferr
+	if wrote {
+		switch {
+		case terr == nil:
+			j.lineWritten = true
+			j.rec.TraceOffset = size
+		case permanent(terr):
+			j.lineWritten = true
+			j.log.WithError(terr).Warn("could not write the failure line into the job log")
+		default:
+			err = terr
+		}
+	}
+	reason := j.rec.PendingFailure.Reason
+	switch {
+	case err == nil:
+		j.log.WithField("failure_reason", reason).Info("job failure reported to the coordinator")
+		j.rec.PendingFailure = nil
+	case permanent(err):
+		j.log.WithError(err).Error("failure report rejected permanently; giving up")
+		j.rec.PendingFailure = nil
+	default:
+		d.put(j)
+		if d.stopping {
+			return
+		}
+		j.reportAttempts++
+		j.reportBackoff = backoff(j.reportBackoff, d.cfg.CheckInterval.Duration(), d.tuning.MaxBackoff)
+		j.log.WithError(err).WithFields(logrus.Fields{"attempt": j.reportAttempts, "retry_in": j.reportBackoff}).Warn("failure report failed; retrying")
+		j.setTimer(laneReport, d.after(j.reportBackoff, func() { d.report(j) }))
+		return
+	}
+	d.put(j)
+	d.maybeForget(j)
 }
 
 // releaseJob releases the job's ledger entry (once).

@@ -145,9 +145,9 @@ func TestStatisticsLineKeys(t *testing.T) {
 	h.start()
 	require.Eventually(t, func() bool { return strings.Contains(h.logs.String(), `JSON statistics: {\"weight_quota\":2`) }, 10*time.Second, time.Millisecond)
 	var st map[string]any
-	for _, line := range strings.Split(h.logs.String(), "\n") {
-		if i := strings.Index(line, "JSON statistics: "); i >= 0 && strings.Contains(line, `weight_quota\":2`) {
-			raw := strings.TrimSuffix(line[i+len("JSON statistics: "):], `"`)
+	for line := range strings.SplitSeq(h.logs.String(), "\n") {
+		if _, after, ok := strings.Cut(line, "JSON statistics: "); ok && strings.Contains(line, `weight_quota\":2`) {
+			raw := strings.TrimSuffix(after, `"`)
 			require.NoError(t, json.Unmarshal([]byte(strings.ReplaceAll(raw, `\"`, `"`)), &st))
 			break
 		}

@@ -21,50 +21,66 @@ func (d *Dispatcher) restore(f *state.File) {
 	}
 	n := 0
 	for _, rec := range f.Jobs {
-		key := rec.Key()
-		if _, dup := d.jobs[key]; dup {
-			d.log.WithFields(logrus.Fields{"runner": rec.Runner, "job_id": rec.JobID}).Warn("state holds a job twice; keeping the first record")
-			continue
+		if d.restoreJob(rec) {
+			n++
 		}
-		j := d.newJob(rec, d.runners[rec.Runner])
-		d.jobs[key] = j
-		n++
-		if j.r == nil {
-			j.log.Error("restored job belongs to a runner that is not configured: record kept, resource NOT watched nor deleted (re-add the runner, or `paas-runner state forget`)")
-			continue
-		}
-		if len(rec.Payload) > 0 {
-			p, err := coordinator.ParseJob(rec.Payload)
-			if err != nil {
-				j.log.WithError(err).Error("restored job payload unreadable")
-			} else {
-				j.payload = p
-			}
-		}
-		hasRes := len(rec.Resource) > 0
-		if rec.KeepResource {
-			if err := d.ledger.MarkKept(j.ledgerKey); err != nil {
-				j.log.WithError(err).Error("ledger restore of kept resource failed")
-			}
-		}
-		if !rec.KeepResource && (hasRes || rec.Phase != state.PhaseDecommissioning) {
-			w := rec.Weight
-			if w <= 0 {
-				w = rec.ExpectedWeight
-			}
-			if err := d.ledger.ForceReserve(j.ledgerKey, w); err != nil {
-				j.log.WithError(err).Error("ledger restore failed")
-			} else {
-				j.inLedger = true
-				if rec.Phase == state.PhaseRunning || rec.Phase == state.PhaseDecommissioning {
-					_ = d.ledger.Started(j.ledgerKey)
-				}
-			}
-		}
-		d.resume(j)
 	}
 	if n > 0 {
 		d.log.WithField("jobs", n).Info("restored tracked jobs from state")
+	}
+}
+
+// restoreJob re-tracks one persisted job; false when it is a duplicate.
+func (d *Dispatcher) restoreJob(rec state.Job) bool {
+	key := rec.Key()
+	if _, dup := d.jobs[key]; dup {
+		d.log.WithFields(logrus.Fields{"runner": rec.Runner, "job_id": rec.JobID}).Warn("state holds a job twice; keeping the first record")
+		return false
+	}
+	j := d.newJob(rec, d.runners[rec.Runner])
+	d.jobs[key] = j
+	if j.r == nil {
+		j.log.Error("restored job belongs to a runner that is not configured: record kept, resource NOT watched nor deleted (re-add the runner, or `paas-runner state forget`)")
+		return true
+	}
+	if len(rec.Payload) > 0 {
+		p, err := coordinator.ParseJob(rec.Payload)
+		if err != nil {
+			j.log.WithError(err).Error("restored job payload unreadable")
+		} else {
+			j.payload = p
+		}
+	}
+	d.reserveRestored(j)
+	d.resume(j)
+	return true
+}
+
+// reserveRestored puts a restored job back into the ledger: its weight
+// (actual, else expected) without limit checks, out of the provisioning
+// count once it runs; kept resources are only counted as kept.
+func (d *Dispatcher) reserveRestored(j *job) {
+	rec := j.rec
+	if rec.KeepResource {
+		if err := d.ledger.MarkKept(j.ledgerKey); err != nil {
+			j.log.WithError(err).Error("ledger restore of kept resource failed")
+		}
+		return
+	}
+	if len(rec.Resource) == 0 && rec.Phase == state.PhaseDecommissioning {
+		return // only a failure report is owed
+	}
+	w := rec.Weight
+	if w <= 0 {
+		w = rec.ExpectedWeight
+	}
+	if err := d.ledger.ForceReserve(j.ledgerKey, w); err != nil {
+		j.log.WithError(err).Error("ledger restore failed")
+		return
+	}
+	j.inLedger = true
+	if rec.Phase == state.PhaseRunning || rec.Phase == state.PhaseDecommissioning {
+		_ = d.ledger.Started(j.ledgerKey)
 	}
 }
 

@@ -207,8 +207,10 @@ func TestCrashRestartLosesNothing(t *testing.T) {
 	var ids []int64
 	flavors := []string{"XS", "S", "M", "L", ""}
 	for i := range 40 {
-		ids = append(ids, gl.Enqueue(gitlabfake.JobSpec{RunnerToken: testRunnerToken,
-			Variables: map[string]string{"CI_CLEVER_CLOUD_FLAVOR": flavors[i%len(flavors)]}}).ID)
+		ids = append(ids, gl.Enqueue(gitlabfake.JobSpec{
+			RunnerToken: testRunnerToken,
+			Variables:   map[string]string{"CI_CLEVER_CLOUD_FLAVOR": flavors[i%len(flavors)]},
+		}).ID)
 	}
 	rng := rand.New(rand.NewPCG(4, 2))
 	for round := range 6 {

@@ -44,7 +44,8 @@ func (l *launchedJobs) count() int {
 }
 
 func TestWatchTimeoutFailsSilentJob(t *testing.T) {
-	h := newHarness(t, harnessOpts{watch: true, watchTimeout: 0.03,
+	h := newHarness(t, harnessOpts{
+		watch: true, watchTimeout: 0.03,
 		innerRunner: func(*harness, executors.JobSpec) {}, // never writes
 	})
 	id := h.enqueue("")
