@@ -35,7 +35,7 @@ dev: build
 
 ## bench: Go micro-benchmarks plus the process-level benchmark table
 ## (docs/readme/bench.md; sizes: PAAS_BENCH_JOBS, PAAS_BENCH_INFLIGHT,
-## PAAS_BENCH_LATENCY, PAAS_BENCH_RUNNING, PAAS_BENCH_STEADY).
+## PAAS_BENCH_LATENCY, PAAS_BENCH_RUNNING, PAAS_BENCH_WARMUP, PAAS_BENCH_STEADY).
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	PAAS_BENCH=1 $(GO) test -count=1 -timeout 30m -run '^TestProcessBench$$' -v ./test/e2e
