@@ -87,35 +87,46 @@ func checkout(ctx context.Context, job *coordinator.Job, projectDir string, out 
 	if err != nil {
 		return err
 	}
-	depth := job.GitInfo.Depth
-	if v, ok := job.Variable("GIT_DEPTH"); ok {
-		if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n >= 0 {
-			depth = n
-		}
+	repo, err := openOrInit(projectDir, strategy, out)
+	if err != nil {
+		return err
 	}
+	if err := fetch(ctx, repo, job, remoteURL, auth, out); err != nil {
+		return err
+	}
+	if v, ok := job.Variable("GIT_CHECKOUT"); ok && strings.EqualFold(strings.TrimSpace(v), "false") {
+		fmt.Fprintln(out, "Skipping Git checkout (GIT_CHECKOUT=false)")
+		return nil
+	}
+	return checkoutSha(repo, job, strategy == strategyFetch, out)
+}
 
-	var repo *git.Repository
+// openOrInit reuses the repository in projectDir (fetch strategy) or
+// creates a fresh one.
+func openOrInit(projectDir, strategy string, out io.Writer) (*git.Repository, error) {
 	if strategy == strategyFetch {
-		repo, err = git.PlainOpen(projectDir)
-		if err != nil {
-			repo = nil
-		} else {
+		if repo, err := git.PlainOpen(projectDir); err == nil {
 			fmt.Fprintf(out, "Reinitialized existing Git repository in %s/.git/\n", projectDir)
+			return repo, nil
 		}
 	}
-	if repo == nil {
-		if err := os.RemoveAll(projectDir); err != nil {
-			return fmt.Errorf("remove old project dir: %w", err)
-		}
-		if err := os.MkdirAll(projectDir, 0o755); err != nil {
-			return fmt.Errorf("create project dir: %w", err)
-		}
-		repo, err = git.PlainInit(projectDir, false)
-		if err != nil {
-			return fmt.Errorf("init git repository: %w", err)
-		}
-		fmt.Fprintf(out, "Initialized empty Git repository in %s/.git/\n", projectDir)
+	if err := os.RemoveAll(projectDir); err != nil {
+		return nil, fmt.Errorf("remove old project dir: %w", err)
 	}
+	if err := os.MkdirAll(projectDir, 0o755); err != nil {
+		return nil, fmt.Errorf("create project dir: %w", err)
+	}
+	repo, err := git.PlainInit(projectDir, false)
+	if err != nil {
+		return nil, fmt.Errorf("init git repository: %w", err)
+	}
+	fmt.Fprintf(out, "Initialized empty Git repository in %s/.git/\n", projectDir)
+	return repo, nil
+}
+
+// fetch (re)creates the origin remote without credentials and fetches the
+// job's refspecs at its depth.
+func fetch(ctx context.Context, repo *git.Repository, job *coordinator.Job, remoteURL string, auth transport.AuthMethod, out io.Writer) error {
 	_ = repo.DeleteRemote("origin")
 	if _, err := repo.CreateRemote(&gitconfig.RemoteConfig{Name: "origin", URLs: []string{remoteURL}}); err != nil {
 		return fmt.Errorf("create remote: %w", err)
@@ -132,13 +143,19 @@ func checkout(ctx context.Context, job *coordinator.Job, projectDir string, out 
 		}
 		specs = append(specs, rs)
 	}
+	depth := job.GitInfo.Depth
+	if v, ok := job.Variable("GIT_DEPTH"); ok {
+		if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n >= 0 {
+			depth = n
+		}
+	}
 	if depth > 0 {
 		fmt.Fprintf(out, "Fetching changes with git depth set to %d...\n", depth)
 	} else {
 		fmt.Fprintln(out, "Fetching changes...")
 	}
 	fmt.Fprintf(out, "Created fresh repository remote origin %s\n", remoteURL)
-	err = repo.FetchContext(ctx, &git.FetchOptions{
+	err := repo.FetchContext(ctx, &git.FetchOptions{
 		RemoteName: "origin",
 		RefSpecs:   specs,
 		Depth:      depth,
@@ -149,15 +166,14 @@ func checkout(ctx context.Context, job *coordinator.Job, projectDir string, out 
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
 		return fmt.Errorf("fetch %s: %w", remoteURL, err)
 	}
-	if v, ok := job.Variable("GIT_CHECKOUT"); ok && strings.EqualFold(strings.TrimSpace(v), "false") {
-		fmt.Fprintln(out, "Skipping Git checkout (GIT_CHECKOUT=false)")
-		return nil
-	}
+	return nil
+}
+
+// checkoutSha checks out the job's sha as a detached HEAD (and cleans
+// untracked files of a reused checkout).
+func checkoutSha(repo *git.Repository, job *coordinator.Job, clean bool, out io.Writer) error {
 	sha := job.GitInfo.Sha
-	short := sha
-	if len(short) > 8 {
-		short = short[:8]
-	}
+	short := sha[:min(len(sha), 8)]
 	fmt.Fprintf(out, "Checking out %s as detached HEAD (ref is %s)...\n", short, job.GitInfo.Ref)
 	wt, err := repo.Worktree()
 	if err != nil {
@@ -166,7 +182,7 @@ func checkout(ctx context.Context, job *coordinator.Job, projectDir string, out 
 	if err := wt.Checkout(&git.CheckoutOptions{Hash: plumbing.NewHash(sha), Force: true}); err != nil {
 		return fmt.Errorf("check out %s: %w", short, err)
 	}
-	if strategy == strategyFetch {
+	if clean {
 		if err := wt.Clean(&git.CleanOptions{Dir: true}); err != nil {
 			return fmt.Errorf("clean worktree: %w", err)
 		}

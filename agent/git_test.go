@@ -80,14 +80,22 @@ func TestGitCheckout(t *testing.T) {
 		contains  []string
 		script    []string
 	}{
-		{name: "shallow clone of head", sha: shas[2], depth: 1, strategy: "clone", wantState: gitlabfake.StateSuccess,
-			script: []string{"cat version.txt", "test -f .git/shallow && echo is-shallow"}, contains: []string{"v3", "is-shallow", "git depth set to 1"}},
-		{name: "full clone of an older commit", sha: shas[0], strategy: "clone", wantState: gitlabfake.StateSuccess,
-			script: []string{"cat version.txt"}, contains: []string{"v1", "Checking out " + shas[0][:8]}},
-		{name: "none", sha: shas[2], strategy: "none", wantState: gitlabfake.StateSuccess,
-			script: []string{"test ! -e .git && echo no-git"}, contains: []string{"no-git"}},
-		{name: "rejected credentials", sha: shas[2], strategy: "clone", badToken: true, wantState: gitlabfake.StateFailed,
-			script: []string{"echo never"}, contains: []string{"system failure"}},
+		{
+			name: "shallow clone of head", sha: shas[2], depth: 1, strategy: "clone", wantState: gitlabfake.StateSuccess,
+			script: []string{"cat version.txt", "test -f .git/shallow && echo is-shallow"}, contains: []string{"v3", "is-shallow", "git depth set to 1"},
+		},
+		{
+			name: "full clone of an older commit", sha: shas[0], strategy: "clone", wantState: gitlabfake.StateSuccess,
+			script: []string{"cat version.txt"}, contains: []string{"v1", "Checking out " + shas[0][:8]},
+		},
+		{
+			name: "none", sha: shas[2], strategy: "none", wantState: gitlabfake.StateSuccess,
+			script: []string{"test ! -e .git && echo no-git"}, contains: []string{"no-git"},
+		},
+		{
+			name: "rejected credentials", sha: shas[2], strategy: "clone", badToken: true, wantState: gitlabfake.StateFailed,
+			script: []string{"echo never"}, contains: []string{"system failure"},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

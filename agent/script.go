@@ -144,8 +144,7 @@ func (s *stepRun) run(ctx context.Context) (stepOutcome, int, error) {
 		return outcome, exitCodeOf(werr), nil
 	}
 	if werr != nil {
-		var ee *exec.ExitError
-		if errors.As(werr, &ee) {
+		if _, ok := errors.AsType[*exec.ExitError](werr); ok {
 			return stepFailed, exitCodeOf(werr), nil
 		}
 		return stepFailed, 0, fmt.Errorf("wait for %s: %w", s.name, werr)

@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -78,11 +77,11 @@ func TestDevFlow(t *testing.T) {
 			ran++
 		}
 	}
-	require.Equal(t, ran, sum.Counters[`paas_runner_job_launches_total{runner="dev"}`], "%v", sum.Counters)
+	require.InDelta(t, ran, sum.Counters[`paas_runner_job_launches_total{runner="dev"}`], 0, "%v", sum.Counters)
 	entries, err := os.ReadDir(filepath.Join(dir, "jobs"))
 	require.NoError(t, err)
 	require.Empty(t, entries, "work directories left behind")
-	require.False(t, strings.Contains(out.String(), "\x1b["), "non-interactive output has escapes")
+	require.NotContains(t, out.String(), "\x1b[", "non-interactive output has escapes")
 }
 
 // TestDevFlowLocalDocker runs a small pipeline with --executor

@@ -76,68 +76,84 @@ func GitHandler(dir string) (http.Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open demo repository: %w", err)
 	}
-	srv := server.NewServer(storerLoader{st: repo.Storer})
 	ep, err := transport.NewEndpoint("/demo")
 	if err != nil {
 		return nil, fmt.Errorf("git endpoint: %w", err)
 	}
+	g := &gitServer{srv: server.NewServer(storerLoader{st: repo.Storer}), ep: ep}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/info/refs"):
-			if r.URL.Query().Get("service") != "git-upload-pack" {
-				http.Error(w, "only git-upload-pack is served", http.StatusForbidden)
-				return
-			}
-			sess, err := srv.NewUploadPackSession(ep, nil)
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusInternalServerError)
-				return
-			}
-			ar, err := sess.AdvertisedReferencesContext(r.Context())
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusInternalServerError)
-				return
-			}
-			ar.Prefix = [][]byte{[]byte("# service=git-upload-pack"), pktline.Flush}
-			w.Header().Set("Content-Type", "application/x-git-upload-pack-advertisement")
-			w.Header().Set("Cache-Control", "no-cache")
-			_ = ar.Encode(w)
+			g.infoRefs(w, r)
 		case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/git-upload-pack"):
-			var body io.Reader = r.Body
-			if r.Header.Get("Content-Encoding") == "gzip" {
-				gz, err := gzip.NewReader(r.Body)
-				if err != nil {
-					http.Error(w, err.Error(), http.StatusBadRequest)
-					return
-				}
-				defer gz.Close()
-				body = gz
-			}
-			req := packp.NewUploadPackRequest()
-			if err := req.Decode(body); err != nil {
-				http.Error(w, err.Error(), http.StatusBadRequest)
-				return
-			}
-			sess, err := srv.NewUploadPackSession(ep, nil)
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusInternalServerError)
-				return
-			}
-			resp, err := sess.UploadPack(r.Context(), req)
-			if err != nil {
-				status := http.StatusInternalServerError
-				if errors.Is(err, transport.ErrEmptyUploadPackRequest) {
-					status = http.StatusBadRequest
-				}
-				http.Error(w, err.Error(), status)
-				return
-			}
-			defer resp.Close()
-			w.Header().Set("Content-Type", "application/x-git-upload-pack-result")
-			w.Header().Set("Cache-Control", "no-cache")
-			_ = resp.Encode(w)
+			g.uploadPack(w, r)
 		default:
 			http.NotFound(w, r)
 		}
 	}), nil
+}
+
+// gitServer answers the two requests of a smart HTTP fetch.
+type gitServer struct {
+	srv transport.Transport
+	ep  *transport.Endpoint
+}
+
+// infoRefs answers GET …/info/refs?service=git-upload-pack.
+func (g *gitServer) infoRefs(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Get("service") != "git-upload-pack" {
+		http.Error(w, "only git-upload-pack is served", http.StatusForbidden)
+		return
+	}
+	sess, err := g.srv.NewUploadPackSession(g.ep, nil)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	ar, err := sess.AdvertisedReferencesContext(r.Context())
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	ar.Prefix = [][]byte{[]byte("# service=git-upload-pack"), pktline.Flush}
+	w.Header().Set("Content-Type", "application/x-git-upload-pack-advertisement")
+	w.Header().Set("Cache-Control", "no-cache")
+	_ = ar.Encode(w)
+}
+
+// uploadPack answers POST …/git-upload-pack with a pack.
+func (g *gitServer) uploadPack(w http.ResponseWriter, r *http.Request) {
+	var body io.Reader = r.Body
+	if r.Header.Get("Content-Encoding") == "gzip" {
+		gz, err := gzip.NewReader(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		defer gz.Close()
+		body = gz
+	}
+	req := packp.NewUploadPackRequest()
+	if err := req.Decode(body); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	sess, err := g.srv.NewUploadPackSession(g.ep, nil)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	resp, err := sess.UploadPack(r.Context(), req)
+	if err != nil {
+		status := http.StatusInternalServerError
+		if errors.Is(err, transport.ErrEmptyUploadPackRequest) {
+			status = http.StatusBadRequest
+		}
+		http.Error(w, err.Error(), status)
+		return
+	}
+	defer resp.Close()
+	w.Header().Set("Content-Type", "application/x-git-upload-pack-result")
+	w.Header().Set("Cache-Control", "no-cache")
+	_ = resp.Encode(w)
 }

@@ -63,46 +63,64 @@ func (p *progress) update(fake *gitlabfake.Server, snap dispatcher.Snapshot) boo
 		fj, _ := fake.Job(jp.id)
 		jv, isTracked := tracked[jp.id]
 		if isTracked {
-			if jv.ExpectedWeight > 0 {
-				jp.weight = jv.ExpectedWeight
-			}
-			if !jv.AcquiredAt.IsZero() && (jp.started.IsZero() || jv.AcquiredAt.Before(jp.started)) {
-				jp.started = jv.AcquiredAt
-			}
-			if jp.started.IsZero() {
-				jp.started = now
-			}
+			jp.track(jv, now)
 		}
-		switch {
-		case finalState(fj.State):
-			if jp.ended.IsZero() {
-				jp.ended = now
-				if jp.started.IsZero() {
-					jp.started = now
-				}
-			}
-			jp.phase = fj.State
-			if fj.FailureReason != "" {
-				jp.phase += " (" + fj.FailureReason + ")"
-			}
-			if isTracked {
-				jp.phase += ", cleaning up"
-			}
-		case isTracked:
-			jp.phase = jv.Phase
-		case fj.State == gitlabfake.StateRunning:
-			jp.phase = "acquired"
-		default:
-			jp.phase = "queued"
-			done = false
-		}
-		if !finalState(fj.State) {
+		jp.phase = phaseOf(fj, jv, isTracked)
+		if finalState(fj.State) {
+			jp.finish(now)
+		} else {
 			done = false
 		}
 	}
 	l := snap.Ledger
 	p.quota = fmt.Sprintf("quota %.2f / %.2f weight, %d / %d jobs, %d provisioning", l.WeightUsed, l.WeightQuota, l.Jobs, l.MaxJobs, l.Provisioning)
 	return done
+}
+
+// track records what the dispatcher says of a tracked job.
+func (jp *jobProgress) track(jv dispatcher.JobView, now time.Time) {
+	if jv.ExpectedWeight > 0 {
+		jp.weight = jv.ExpectedWeight
+	}
+	if !jv.AcquiredAt.IsZero() && (jp.started.IsZero() || jv.AcquiredAt.Before(jp.started)) {
+		jp.started = jv.AcquiredAt
+	}
+	if jp.started.IsZero() {
+		jp.started = now
+	}
+}
+
+// finish records the first time the job was seen over.
+func (jp *jobProgress) finish(now time.Time) {
+	if jp.ended.IsZero() {
+		jp.ended = now
+		if jp.started.IsZero() {
+			jp.started = now
+		}
+	}
+}
+
+// phaseOf is the phase shown for a job: its final state (and whether its
+// resource is still being cleaned up), else the dispatcher's phase, else
+// what the fake says.
+func phaseOf(fj gitlabfake.Job, jv dispatcher.JobView, tracked bool) string {
+	switch {
+	case finalState(fj.State):
+		phase := fj.State
+		if fj.FailureReason != "" {
+			phase += " (" + fj.FailureReason + ")"
+		}
+		if tracked {
+			phase += ", cleaning up"
+		}
+		return phase
+	case tracked:
+		return jv.Phase
+	case fj.State == gitlabfake.StateRunning:
+		return "acquired"
+	default:
+		return "queued"
+	}
 }
 
 func (jp *jobProgress) elapsed(now time.Time) time.Duration {

@@ -8,7 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
+	"strings"
 	"sync"
 	"testing"
 
@@ -22,7 +22,7 @@ import (
 var (
 	buildOnce sync.Once
 	binPath   string
-	binErr    error
+	errBuild  error
 	binOut    []byte
 )
 
@@ -31,18 +31,23 @@ var (
 // binary, and returns its path.
 func StaticAgent(t testing.TB) string {
 	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skipf("the go command is needed to build the agent: %v", err)
+	}
 	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "paas-runner-agent-")
+		// Shared by every test of the binary, so not t.TempDir().
+		dir, err := os.MkdirTemp("", "paas-runner-agent-") //nolint:usetesting // outlives the first test
 		if err != nil {
-			binErr = err
+			errBuild = err
 			return
 		}
 		binPath = filepath.Join(dir, "paas-runner")
-		cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", binPath, "gitlab.com/paas-runner/paas-runner/agent/internal/testagent")
+		cmd := exec.Command(goBin, "build", "-o", binPath, "gitlab.com/paas-runner/paas-runner/agent/internal/testagent")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		binOut, binErr = cmd.CombinedOutput()
+		binOut, errBuild = cmd.CombinedOutput()
 	})
-	require.NoError(t, binErr, string(binOut))
+	require.NoError(t, errBuild, string(binOut))
 	return binPath
 }
 
@@ -63,15 +68,16 @@ func ShellImage(t testing.TB, c *docker.Client) string {
 	data, err := os.ReadFile(sh)
 	require.NoError(t, err)
 	files := []deploy.File{{Name: "sh", Mode: 0o755, Data: data}}
-	dockerfile := "FROM scratch\nCOPY sh /bin/sh\n"
+	var dockerfile strings.Builder
+	dockerfile.WriteString("FROM scratch\nCOPY sh /bin/sh\n")
 	for i, lib := range lddPath.FindAllString(string(out), -1) {
 		data, err := os.ReadFile(lib)
 		require.NoError(t, err)
 		name := "lib" + string(rune('a'+i))
 		files = append(files, deploy.File{Name: name, Mode: 0o755, Data: data})
-		dockerfile += "COPY " + name + " " + lib + "\n"
+		dockerfile.WriteString("COPY " + name + " " + lib + "\n")
 	}
-	files = append(files, deploy.File{Name: "Dockerfile", Mode: 0o644, Data: []byte(dockerfile)})
+	files = append(files, deploy.File{Name: "Dockerfile", Mode: 0o644, Data: []byte(dockerfile.String())})
 	tag := "paas-runner-agent-test-sh:" + dockertest.RandomSuffix()
 	dockertest.BuildImage(t, c, tag, &deploy.Context{Files: files})
 	return tag

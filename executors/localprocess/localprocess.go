@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -112,11 +113,7 @@ func (e *Executor) Root() string { return e.root }
 
 // Flavors implements executors.Executor (a copy).
 func (e *Executor) Flavors(context.Context) (quota.Flavors, error) {
-	out := make(quota.Flavors, len(e.flavors))
-	for k, v := range e.flavors {
-		out[k] = v
-	}
-	return out, nil
+	return maps.Clone(e.flavors), nil
 }
 
 func (e *Executor) selectFlavor(job *coordinator.Job) (quota.Flavor, error) {
