@@ -43,6 +43,7 @@ type harness struct {
 	mu         sync.Mutex
 	violations []string
 	maxProv    int
+	maxWeight  float64
 	events     int
 }
 
@@ -232,6 +233,7 @@ func (h *harness) checkInvariants(d *Dispatcher) {
 	defer h.mu.Unlock()
 	h.events++
 	h.maxProv = max(h.maxProv, s.Provisioning)
+	h.maxWeight = max(h.maxWeight, s.WeightUsed)
 	if len(problems) > 0 && len(h.violations) < 20 {
 		h.violations = append(h.violations, fmt.Sprintf("%v (snapshot %+v)", problems, s))
 	}

@@ -116,9 +116,10 @@ func jobFlavor(p *coordinator.Job) string {
 // ledger entry at its expected weight.
 func (d *Dispatcher) acquired(r *runner, p *coordinator.Job, w float64, werr error) {
 	key := state.Key{Runner: r.id, JobID: p.ID}
-	if _, dup := d.jobs[key]; dup {
+	if old, dup := d.jobs[key]; dup {
 		r.log.WithField("job_id", p.ID).Error("coordinator handed out a job already tracked; ignoring the duplicate")
 		d.releaseKey(pollKey(r))
+		d.put(old) // the polling operation recorded an intent over it
 		return
 	}
 	now := d.clock.Now()

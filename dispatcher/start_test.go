@@ -237,3 +237,40 @@ func TestFinishChecksCostAtMostTwoRequestsPerMinute(t *testing.T) {
 	require.Equal(t, len(calls), n)
 	h.requireInvariants()
 }
+
+// provisionTimes records when Provision was called.
+type provisionTimes struct {
+	*executortest.Fake
+	mu    sync.Mutex
+	times []time.Time
+}
+
+func (p *provisionTimes) Provision(ctx context.Context, s executors.JobSpec) (executors.Resource, error) {
+	p.mu.Lock()
+	p.times = append(p.times, time.Now())
+	p.mu.Unlock()
+	return p.Fake.Provision(ctx, s)
+}
+
+func TestLaunchesAreSpaced(t *testing.T) {
+	const spacing = 30 * time.Millisecond
+	h := newHarness(t, harnessOpts{refJobs: 10, mutate: func(c *config.Config) {
+		c.PaasMinSecondsBetweenLaunches = config.Seconds(spacing.Seconds())
+	}})
+	pt := &provisionTimes{Fake: h.fake}
+	h.d.runners[h.runner.ShortID()].exec = pt
+	var ids []int64
+	for range 4 {
+		ids = append(ids, h.enqueue("XS"))
+	}
+	h.start()
+	h.waitJobs(ids, 20*time.Second, final)
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	require.Len(t, pt.times, 4)
+	// Each launch starts no earlier than its planned time, planned times
+	// are spacing apart, and the first starts as soon as it is planned
+	// (half a spacing of slack for that).
+	span := pt.times[3].Sub(pt.times[0])
+	require.GreaterOrEqual(t, span, 3*spacing-spacing/2, "4 launches spaced by %v", spacing)
+}
