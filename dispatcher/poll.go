@@ -223,9 +223,14 @@ func (d *Dispatcher) pollFailed(r *runner, err error) {
 		return
 	}
 	r.backoff = backoff(r.backoff, d.cfg.CheckInterval.Duration(), d.tuning.MaxBackoff)
-	r.backoffUntil = d.clock.Now().Add(r.backoff)
+	wait := r.backoff
+	var he *coordinator.HTTPError
+	if errors.As(err, &he) && he.RetryAfter > wait {
+		wait = he.RetryAfter // the coordinator asked for it (429, 503)
+	}
+	r.backoffUntil = d.clock.Now().Add(wait)
 	r.lastError = err.Error()
-	l := r.log.WithError(err).WithField("retry_in", r.backoff.Round(time.Millisecond))
+	l := r.log.WithError(err).WithField("retry_in", wait.Round(time.Millisecond))
 	if httpStatus(err) == http.StatusForbidden {
 		if !r.forbidden {
 			l.Error("coordinator rejected the runner token (403); backing this runner off, the others continue")
