@@ -167,6 +167,10 @@ func stages(ctx, jobCtx context.Context, o *Options, job *coordinator.Job, out i
 	}
 	defer os.RemoveAll(jr.tmpDir)
 
+	hooks := jobHooks(job)
+	if res, ok := jr.hook(ctx, jobCtx, "pre_get_sources_script", hooks, o.BuildsDir); !ok {
+		return res
+	}
 	fmt.Fprintf(out, "\n%sGetting source from Git repository%s\n", ansiBoldGreen, ansiReset)
 	if err := checkoutCancelable(jobCtx, job, jr.dir, out, ctl); err != nil {
 		switch {
@@ -178,6 +182,9 @@ func stages(ctx, jobCtx context.Context, o *Options, job *coordinator.Job, out i
 			return Result{State: "failed", FailureReason: coordinator.JobExecutionTimeout}
 		}
 		return systemFailure(out, log, err)
+	}
+	if res, ok := jr.hook(ctx, jobCtx, "post_get_sources_script", hooks, jr.dir); !ok {
+		return res
 	}
 	res := jr.steps(ctx, jobCtx)
 	if isClosed(ctl.aborted) {
@@ -215,6 +222,65 @@ func (jr *jobRun) step(name string, lines []string, stop <-chan struct{}, timeou
 	return &stepRun{shell: jr.shell, dir: jr.dir, tmpDir: jr.tmpDir, env: jr.env, out: jr.out, grace: jr.o.KillGrace, stop: stop, name: name, lines: lines, timeout: timeout}
 }
 
+// jobHooks reads the payload's hooks (pre_get_sources_script,
+// post_get_sources_script), which coordinator.Job does not type.
+func jobHooks(job *coordinator.Job) map[string][]string {
+	var p struct {
+		Hooks []struct {
+			Name   string   `json:"name"`
+			Script []string `json:"script"`
+		} `json:"hooks"`
+	}
+	if len(job.Raw) == 0 || json.Unmarshal(job.Raw, &p) != nil {
+		return nil
+	}
+	out := map[string][]string{}
+	for _, h := range p.Hooks {
+		out[h.Name] = append(out[h.Name], h.Script...)
+	}
+	return out
+}
+
+// hook runs one get-sources hook in dir; ok is false when the job must end
+// with res.
+func (jr *jobRun) hook(ctx, jobCtx context.Context, name string, hooks map[string][]string, dir string) (res Result, ok bool) {
+	lines := hooks[name]
+	if len(lines) == 0 {
+		return Result{}, true
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return systemFailure(jr.out, jr.log, fmt.Errorf("create %s: %w", dir, err)), false
+	}
+	fmt.Fprintf(jr.out, "\n%sExecuting \"%s\"%s\n", ansiBoldGreen, name, ansiReset)
+	run := jr.step(name, lines, jr.ctl.canceling, 0)
+	run.dir = dir
+	outcome, code, err := run.run(jobCtx)
+	return jr.verdict(ctx, name, outcome, code, err, false)
+}
+
+// verdict maps a step's outcome to the job's result; ok is true when the
+// job goes on (success, or a failure allowed by allowFailure).
+func (jr *jobRun) verdict(ctx context.Context, name string, outcome stepOutcome, code int, err error, allowFailure bool) (Result, bool) {
+	switch {
+	case err != nil:
+		return systemFailure(jr.out, jr.log, err), false
+	case outcome == stepStopped:
+		return Result{State: "failed", FailureReason: coordinator.ScriptFailure, Canceled: true}, false
+	case outcome == stepTimedOut && ctx.Err() != nil:
+		// The agent itself was stopped (SIGTERM), not the job timeout.
+		fmt.Fprintf(jr.out, "%sERROR: the job was interrupted: the agent is shutting down%s\n", ansiBoldRed, ansiReset)
+		return Result{State: "failed", FailureReason: runnerInterrupted}, false
+	case outcome == stepTimedOut:
+		return Result{State: "failed", FailureReason: coordinator.JobExecutionTimeout}, false
+	case outcome == stepFailed && allowFailure:
+		warn(jr.out, "%s failed with exit code %d (allowed to fail)", name, code)
+		return Result{}, true
+	case outcome == stepFailed:
+		return Result{State: "failed", FailureReason: coordinator.ScriptFailure, ExitCode: code}, false
+	}
+	return Result{}, true
+}
+
 // steps runs every step but after_script, in payload order, honouring
 // `when`; the first failure decides the job's result.
 func (jr *jobRun) steps(ctx, jobCtx context.Context) Result {
@@ -227,22 +293,14 @@ func (jr *jobRun) steps(ctx, jobCtx context.Context) Result {
 		}
 		fmt.Fprintf(jr.out, "\n%sExecuting \"step_%s\" stage of the job script%s\n", ansiBoldGreen, step.Name, ansiReset)
 		outcome, code, err := jr.step(step.Name, step.Script, jr.ctl.canceling, 0).run(jobCtx)
+		r, ok := jr.verdict(ctx, "step "+step.Name, outcome, code, err, step.AllowFailure)
 		switch {
-		case err != nil:
-			return systemFailure(jr.out, jr.log, err)
-		case outcome == stepStopped:
-			return Result{State: "failed", FailureReason: coordinator.ScriptFailure, Canceled: true}
-		case outcome == stepTimedOut && ctx.Err() != nil:
-			// The agent itself was stopped (SIGTERM), not the job timeout.
-			fmt.Fprintf(jr.out, "%sERROR: the job was interrupted: the agent is shutting down%s\n", ansiBoldRed, ansiReset)
-			return Result{State: "failed", FailureReason: runnerInterrupted}
-		case outcome == stepTimedOut:
-			return Result{State: "failed", FailureReason: coordinator.JobExecutionTimeout}
-		case outcome == stepFailed && step.AllowFailure:
-			warn(jr.out, "step %s failed with exit code %d (allowed to fail)", step.Name, code)
-		case outcome == stepFailed:
-			res = Result{State: "failed", FailureReason: coordinator.ScriptFailure, ExitCode: code}
-			failed = true
+		case ok:
+		case r.FailureReason == coordinator.ScriptFailure && !r.Canceled:
+			// A failing script: later on_failure/always steps still run.
+			res, failed = r, true
+		default:
+			return r
 		}
 	}
 	return res

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -141,6 +142,29 @@ func TestRunOutcomes(t *testing.T) {
 			contains:  []string{"file-content-42", "/MY_FILE"},
 		},
 		{
+			name: "get-sources hooks run around the checkout",
+			spec: gitlabfake.JobSpec{Script: []string{"echo main script"}},
+			edit: func(j *coordinator.Job) {
+				setRaw(j, "hooks", []map[string]any{
+					{"name": "pre_get_sources_script", "script": []string{"echo pre-hook ran"}},
+					{"name": "post_get_sources_script", "script": []string{"echo post-hook ran in $(basename $PWD)"}},
+				})
+			},
+			wantState: gitlabfake.StateSuccess,
+			contains:  []string{"pre-hook ran", "post-hook ran in widget", "main script"},
+		},
+		{
+			name: "failing hook fails the job",
+			spec: gitlabfake.JobSpec{Script: []string{"echo never-run-main"}},
+			edit: func(j *coordinator.Job) {
+				setRaw(j, "hooks", []map[string]any{{"name": "pre_get_sources_script", "script": []string{"exit 5"}}})
+			},
+			wantState:   gitlabfake.StateFailed,
+			wantReason:  "script_failure",
+			wantExit:    5,
+			notContains: []string{"\nnever-run-main"},
+		},
+		{
 			name:       "services without docker",
 			spec:       gitlabfake.JobSpec{Services: []gitlabfake.Service{{Name: "postgres:16", Alias: "db"}}},
 			wantState:  gitlabfake.StateFailed,
@@ -198,6 +222,20 @@ func TestRunOutcomes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// setRaw sets a top-level key of the job's raw payload.
+func setRaw(j *coordinator.Job, key string, v any) {
+	var p map[string]any
+	if err := json.Unmarshal(j.Raw, &p); err != nil {
+		panic(err)
+	}
+	p[key] = v
+	raw, err := json.Marshal(p)
+	if err != nil {
+		panic(err)
+	}
+	j.Raw = raw
 }
 
 type runOutcome struct {
