@@ -268,13 +268,11 @@ func newWorld(t *testing.T) *world {
 			_ = w.gl.SimulateRun(id, "Running on fake Clever Cloud\n", gitlabfake.StateSuccess)
 			return
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			if wait(ctx, d) {
 				_ = w.gl.SimulateRun(id, "Running on fake Clever Cloud\n", gitlabfake.StateSuccess)
 			}
-		}()
+		})
 	})
 	return w
 }
@@ -535,7 +533,7 @@ func (w *world) linesAbout(t *testing.T, id int64) string {
 	t.Helper()
 	var b strings.Builder
 	idStr := strconv.FormatInt(id, 10)
-	for _, line := range strings.Split(w.logText(t), "\n") {
+	for line := range strings.SplitSeq(w.logText(t), "\n") {
 		if strings.Contains(line, idStr) || strings.Contains(line, "starting") || strings.Contains(line, "restor") {
 			b.WriteString(line)
 			b.WriteByte('\n')
