@@ -2,6 +2,7 @@ package config
 
 import (
 	"maps"
+	"slices"
 	"strings"
 )
 
@@ -58,7 +59,7 @@ func maskValue(path []string, v any) any {
 	case map[string]any:
 		out := make(map[string]any, len(t))
 		for k, e := range t {
-			out[k] = maskValue(append(path[:len(path):len(path)], k), e)
+			out[k] = maskValue(append(slices.Clip(path), k), e)
 		}
 		return out
 	case []map[string]any:

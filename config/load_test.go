@@ -252,8 +252,8 @@ func TestParseDefaults(t *testing.T) {
 			name: "gitlab-runner zero values mean default",
 			toml: "check_interval = 0\nshutdown_timeout = 0\nlisten_address = \"localhost\"",
 			check: func(t *testing.T, c *Config) {
-				require.Equal(t, Seconds(DefaultCheckInterval), c.CheckInterval)
-				require.Equal(t, Seconds(DefaultShutdownTimeout), c.ShutdownTimeout)
+				require.InDelta(t, float64(Seconds(DefaultCheckInterval)), float64(c.CheckInterval), 1e-12)
+				require.InDelta(t, float64(Seconds(DefaultShutdownTimeout)), float64(c.ShutdownTimeout), 1e-12)
 				require.Equal(t, "localhost:9252", c.ListenAddress)
 				require.Len(t, c.Notices(), 2)
 			},

@@ -34,6 +34,8 @@ var TraceWatchFailureReasons = []string{
 // Problem is one configuration problem: the key path
 // (`runners[1].cc_token`, `quota_computation.reference_runner`; runner
 // indexes count from 0 in file order) and what is wrong with it.
+//
+//nolint:errname // an element of ValidationError.Problems, not returned alone.
 type Problem struct {
 	Path    string
 	Message string

@@ -90,8 +90,7 @@ func (e *TraceRangeError) Error() string {
 // StatusCode returns the HTTP status carried by err (an *HTTPError anywhere
 // in its chain), or 0.
 func StatusCode(err error) int {
-	var he *HTTPError
-	if errors.As(err, &he) {
+	if he, ok := errors.AsType[*HTTPError](err); ok {
 		return he.StatusCode
 	}
 	return 0
@@ -117,19 +116,16 @@ func Retryable(err error) bool {
 		// deadline of the caller's context is the caller giving up.
 		return strings.Contains(err.Error(), "Client.Timeout exceeded")
 	}
-	var he *HTTPError
-	if errors.As(err, &he) {
+	if he, ok := errors.AsType[*HTTPError](err); ok {
 		return retryableStatus(he.StatusCode)
 	}
-	var tre *TraceRangeError
-	if errors.As(err, &tre) {
+	if _, ok := errors.AsType[*TraceRangeError](err); ok {
 		return false
 	}
 	if errors.Is(err, ErrMalformedJob) || errors.Is(err, ErrJobNotRunning) || errors.Is(err, ErrInvalidFailureReason) {
 		return false
 	}
-	var ue *url.Error
-	if errors.As(err, &ue) {
+	if ue, ok := errors.AsType[*url.Error](err); ok {
 		var uae x509.UnknownAuthorityError
 		var hne x509.HostnameError
 		var cie x509.CertificateInvalidError
@@ -204,8 +200,8 @@ func safeURL(u *url.URL) string {
 func redactURLString(s string) string {
 	u, err := url.Parse(s)
 	if err != nil || u.Scheme == "" {
-		if i := strings.IndexByte(s, '?'); i >= 0 {
-			return s[:i]
+		if before, _, ok := strings.Cut(s, "?"); ok {
+			return before
 		}
 		return s
 	}

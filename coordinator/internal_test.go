@@ -121,8 +121,10 @@ func TestParseRange(t *testing.T) {
 }
 
 func TestValidFailureReason(t *testing.T) {
-	for _, r := range []FailureReason{ScriptFailure, RunnerSystemFailure, JobExecutionTimeout, RunnerUnsupported,
-		UnknownFailure, StuckOrTimeout, APIFailure, RunnerConfigError} {
+	for _, r := range []FailureReason{
+		ScriptFailure, RunnerSystemFailure, JobExecutionTimeout, RunnerUnsupported,
+		UnknownFailure, StuckOrTimeout, APIFailure, RunnerConfigError,
+	} {
 		require.True(t, ValidFailureReason(string(r)), r)
 	}
 	require.False(t, ValidFailureReason("job failed to launch, more details in logs"))

@@ -206,7 +206,7 @@ func ParseRange(h string) (int64, bool) {
 // failureReasons is GitLab's closed list (Enums::Ci::CommitStatus).
 var failureReasons = func() map[string]bool {
 	m := map[string]bool{}
-	for _, r := range strings.Fields(`unknown_failure script_failure api_failure stuck_or_timeout_failure
+	for r := range strings.FieldsSeq(`unknown_failure script_failure api_failure stuck_or_timeout_failure
 		runner_system_failure missing_dependency_failure runner_unsupported stale_schedule
 		job_execution_timeout archived_failure unmet_prerequisites scheduler_failure
 		data_integrity_failure forward_deployment_failure user_blocked project_deleted

@@ -54,27 +54,27 @@ func (c *Client) Register(ctx context.Context, o RegisterOptions) (RegisteredRun
 	ctx = context.WithValue(ctx, endpointKey{}, "/runners")
 	info := c.Info()
 	opt := &gitlab.RegisterNewRunnerOptions{
-		Token:       gitlab.Ptr(c.token.Reveal()),
-		Description: gitlab.Ptr(o.Description),
+		Token:       new(c.token.Reveal()),
+		Description: new(o.Description),
 		Info: &gitlab.RegisterNewRunnerInfoOptions{
-			Name: gitlab.Ptr(info.Name), Version: gitlab.Ptr(info.Version), Revision: gitlab.Ptr(info.Revision),
-			Platform: gitlab.Ptr(info.Platform), Architecture: gitlab.Ptr(info.Architecture),
+			Name: new(info.Name), Version: new(info.Version), Revision: new(info.Revision),
+			Platform: new(info.Platform), Architecture: new(info.Architecture),
 		},
-		Paused:      gitlab.Ptr(o.Paused),
-		Locked:      gitlab.Ptr(o.Locked),
-		RunUntagged: gitlab.Ptr(o.RunUntagged),
+		Paused:      new(o.Paused),
+		Locked:      new(o.Locked),
+		RunUntagged: new(o.RunUntagged),
 	}
 	if len(o.TagList) > 0 {
 		opt.TagList = &o.TagList
 	}
 	if o.AccessLevel != "" {
-		opt.AccessLevel = gitlab.Ptr(o.AccessLevel)
+		opt.AccessLevel = new(o.AccessLevel)
 	}
 	if o.MaximumTimeout > 0 {
-		opt.MaximumTimeout = gitlab.Ptr(o.MaximumTimeout)
+		opt.MaximumTimeout = new(o.MaximumTimeout)
 	}
 	if o.MaintenanceNote != "" {
-		opt.MaintenanceNote = gitlab.Ptr(o.MaintenanceNote)
+		opt.MaintenanceNote = new(o.MaintenanceNote)
 	}
 	r, resp, err := gl.Runners.RegisterNewRunner(opt, gitlab.WithContext(ctx))
 	if err != nil {

@@ -271,8 +271,12 @@ func TestLedgerScenarios(t *testing.T) {
 				{op: "reserve", key: "a", w: 1, wantErr: ErrDuplicateEntry},
 				{op: "markkept", key: "k"},
 				{op: "markkept", key: "k", wantErr: ErrDuplicateEntry, want: snap(5*w3, 5, 5, 1)},
-				{op: "release", key: "a"}, {op: "release", key: "b"}, {op: "release", key: "c"},
-				{op: "release", key: "d"}, {op: "release", key: "e"}, {op: "unkeep", key: "k"},
+				{op: "release", key: "a"},
+				{op: "release", key: "b"},
+				{op: "release", key: "c"},
+				{op: "release", key: "d"},
+				{op: "release", key: "e"},
+				{op: "unkeep", key: "k"},
 			},
 		},
 		{
@@ -372,7 +376,7 @@ func TestLedgerAccessors(t *testing.T) {
 	require.False(t, l.Has("z"))
 	w, ok := l.Weight("b")
 	require.True(t, ok)
-	require.Equal(t, 2.5, w)
+	require.InDelta(t, 2.5, w, 1e-12)
 	_, ok = l.Weight("z")
 	require.False(t, ok)
 	require.True(t, l.Provisioning("a"))
@@ -536,7 +540,7 @@ func (m model) check(t *testing.T, l *Ledger, op int) {
 	for k, e := range m {
 		got, ok := l.Weight(k)
 		require.True(t, ok)
-		require.Equal(t, e.w, got)
+		require.InDelta(t, e.w, got, 1e-12)
 	}
 }
 

@@ -180,8 +180,13 @@ func DefaultCleverFlavors() Flavors {
 		gib  int
 		cpus float64
 	}{
-		{"XS", 2, 1}, {"S", 4, 2}, {"M", 8, 4}, {"L", 12, 6},
-		{"XL", 16, 8}, {"2XL", 24, 12}, {"3XL", 32, 16},
+		{"XS", 2, 1},
+		{"S", 4, 2},
+		{"M", 8, 4},
+		{"L", 12, 6},
+		{"XL", 16, 8},
+		{"2XL", 24, 12},
+		{"3XL", 32, 16},
 	}
 	f := make(Flavors, len(table))
 	for _, t := range table {

@@ -164,10 +164,14 @@ func TestQuota(t *testing.T) {
 	}{
 		{name: "heptapod test example", flavors: heptapodTest, ref: "L", jobs: 3, want: 12},
 		{name: "clever M x 10", flavors: DefaultCleverFlavors(), ref: "M", jobs: 10, want: 134.54343},
-		{name: "unknown flavor", flavors: DefaultCleverFlavors(), ref: "HUGE", jobs: 1,
-			wantErr: "compute weighted quota: reference_flavor: Flavor 'HUGE' is not available, possible choices are [XS S M L XL 2XL 3XL]"},
-		{name: "zero jobs", flavors: DefaultCleverFlavors(), ref: "M", jobs: 0,
-			wantErr: "compute weighted quota: reference_jobs_count must be positive, got 0"},
+		{
+			name: "unknown flavor", flavors: DefaultCleverFlavors(), ref: "HUGE", jobs: 1,
+			wantErr: "compute weighted quota: reference_flavor: Flavor 'HUGE' is not available, possible choices are [XS S M L XL 2XL 3XL]",
+		},
+		{
+			name: "zero jobs", flavors: DefaultCleverFlavors(), ref: "M", jobs: 0,
+			wantErr: "compute weighted quota: reference_jobs_count must be positive, got 0",
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"flag"
 	"os"
 	"path/filepath"
@@ -384,7 +383,7 @@ func TestUnregister(t *testing.T) {
 	require.ErrorContains(t, err, `no runner named "nope"`)
 	_, err = runRegisterApp(t, "", "unregister", cfg)
 	var ec cli.ExitCoder
-	require.True(t, errors.As(err, &ec))
+	require.ErrorAs(t, err, &ec)
 	require.Equal(t, 2, ec.ExitCode())
 }
 

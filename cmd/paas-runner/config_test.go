@@ -26,8 +26,7 @@ func runApp(t *testing.T, args ...string) (string, int) {
 	if err == nil {
 		return out.String(), 0
 	}
-	var ec cli.ExitCoder
-	if errors.As(err, &ec) {
+	if ec, ok := errors.AsType[cli.ExitCoder](err); ok {
 		return out.String(), ec.ExitCode()
 	}
 	return out.String(), 1

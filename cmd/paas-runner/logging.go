@@ -55,8 +55,7 @@ func configureLogging(c *cli.Context, cfgLevel, cfgFormat string) error {
 
 // exitCode maps an error returned by a command to the process exit code.
 func exitCode(err error) int {
-	var ec cli.ExitCoder
-	if errors.As(err, &ec) {
+	if ec, ok := errors.AsType[cli.ExitCoder](err); ok {
 		return ec.ExitCode()
 	}
 	return 1

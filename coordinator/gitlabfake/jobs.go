@@ -95,10 +95,6 @@ func (j *job) snapshot() Job {
 
 func (j *job) active() bool { return j.State == StateRunning || j.State == StateCanceling }
 
-func (j *job) finished() bool {
-	return j.State == StateSuccess || j.State == StateFailed || j.State == StateCanceled
-}
-
 // Enqueue adds a pending job and returns its snapshot (with id and job
 // token). Every runner's queue version changes.
 func (s *Server) Enqueue(spec JobSpec) Job {

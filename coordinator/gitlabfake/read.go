@@ -1,6 +1,7 @@
 package gitlabfake
 
 import (
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -20,9 +21,7 @@ func (s *Server) AddGroup(id int64, fullPath string, attrs map[string]string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	g := &group{id: id, fullPath: fullPath, attrs: map[string]string{}}
-	for k, v := range attrs {
-		g.attrs[k] = v
-	}
+	maps.Copy(g.attrs, attrs)
 	kept := s.groups[:0]
 	for _, o := range s.groups {
 		if o.id != id && o.fullPath != fullPath {

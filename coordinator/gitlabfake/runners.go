@@ -51,8 +51,10 @@ func (s *Server) AddRunner(token string) int64 {
 
 func (s *Server) addRunnerLocked(token string, legacy bool) *runner {
 	s.nextRID++
-	rn := &runner{Runner: Runner{ID: s.nextRID, Token: token, Legacy: legacy, RunUntagged: true, Managers: map[string]json.RawMessage{}},
-		queueVersion: randomHex(16)}
+	rn := &runner{
+		Runner:       Runner{ID: s.nextRID, Token: token, Legacy: legacy, RunUntagged: true, Managers: map[string]json.RawMessage{}},
+		queueVersion: randomHex(16),
+	}
 	s.runners[token] = rn
 	s.notifyLocked()
 	return rn

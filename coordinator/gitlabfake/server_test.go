@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"maps"
 	"net/http"
 	"testing"
 	"time"
@@ -31,7 +32,14 @@ type call struct {
 	raw          string
 }
 
-func do(t *testing.T, s *gitlabfake.Server, c call) (*http.Response, []byte) {
+// reply is what the tests read of a response whose body do has read and
+// closed.
+type reply struct {
+	StatusCode int
+	Header     http.Header
+}
+
+func do(t *testing.T, s *gitlabfake.Server, c call) (reply, []byte) {
 	t.Helper()
 	var body io.Reader
 	ctype := ""
@@ -56,7 +64,7 @@ func do(t *testing.T, s *gitlabfake.Server, c call) (*http.Response, []byte) {
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
-	return resp, b
+	return reply{StatusCode: resp.StatusCode, Header: resp.Header}, b
 }
 
 func TestRegistrationStatuses(t *testing.T) {
@@ -108,7 +116,7 @@ func TestJobRequestAndLifecycle(t *testing.T) {
 	s := start(t, gitlabfake.Options{FinalUpdateAccepted: 2})
 	tok := "glrt-runner-one"
 	s.AddRunner(tok)
-	req := func(last string) (*http.Response, []byte) {
+	req := func(last string) (reply, []byte) {
 		return do(t, s, call{method: "POST", path: "/jobs/request", json: map[string]any{"token": tok, "last_update": last, "system_id": "s_x"}})
 	}
 	resp, _ := do(t, s, call{method: "POST", path: "/jobs/request", json: map[string]any{"token": "bad"}})
@@ -139,11 +147,9 @@ func TestJobRequestAndLifecycle(t *testing.T) {
 	require.Equal(t, gitlabfake.StateRunning, got.State)
 
 	jt := map[string]string{"JOB-TOKEN": queued.Token}
-	trace := func(cr, data string, hdr map[string]string) *http.Response {
+	trace := func(cr, data string, hdr map[string]string) reply {
 		h := map[string]string{}
-		for k, v := range hdr {
-			h[k] = v
-		}
+		maps.Copy(h, hdr)
 		if cr != "" {
 			h["Content-Range"] = cr
 		}
@@ -166,9 +172,11 @@ func TestJobRequestAndLifecycle(t *testing.T) {
 
 	got, _ = s.Job(job.ID)
 	sum := fmt.Sprintf("crc32:%08x", crc32.ChecksumIEEE(got.Trace))
-	final := map[string]any{"token": queued.Token, "state": "failed", "failure_reason": "runner_system_failure", "exit_code": 3,
-		"output": map[string]any{"checksum": sum, "bytesize": len(got.Trace)}}
-	put := func(b map[string]any) *http.Response {
+	final := map[string]any{
+		"token": queued.Token, "state": "failed", "failure_reason": "runner_system_failure", "exit_code": 3,
+		"output": map[string]any{"checksum": sum, "bytesize": len(got.Trace)},
+	}
+	put := func(b map[string]any) reply {
 		r, _ := do(t, s, call{method: "PUT", path: fmt.Sprintf("/jobs/%d", job.ID), json: b})
 		return r
 	}
@@ -210,8 +218,10 @@ func TestCancelAndSimulate(t *testing.T) {
 			s := start(t, gitlabfake.Options{})
 			s.AddRunner("glrt-r")
 			j := s.Enqueue(gitlabfake.JobSpec{RunnerToken: "glrt-r"})
-			resp, _ := do(t, s, call{method: "POST", path: "/jobs/request", json: map[string]any{"token": "glrt-r",
-				"info": map[string]any{"features": map[string]bool{"cancel_gracefully": tc.graceful}}}})
+			resp, _ := do(t, s, call{method: "POST", path: "/jobs/request", json: map[string]any{
+				"token": "glrt-r",
+				"info":  map[string]any{"features": map[string]bool{"cancel_gracefully": tc.graceful}},
+			}})
 			require.Equal(t, 201, resp.StatusCode)
 			require.NoError(t, s.Cancel(j.ID))
 			got, _ := s.Job(j.ID)
@@ -331,7 +341,7 @@ func TestListenAndServe(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- s.ListenAndServe(ctx, "127.0.0.1:0") }()
 	s.AddRunner("glrt-dev")
-	var resp *http.Response
+	status := 0
 	require.Eventually(t, func() bool {
 		if s.URL() == "" {
 			return false
@@ -339,14 +349,15 @@ func TestListenAndServe(t *testing.T) {
 		req, err := http.NewRequestWithContext(t.Context(), "POST", s.URL()+"/api/v4/jobs/request", bytes.NewReader([]byte(`{"token":"glrt-dev"}`)))
 		require.NoError(t, err)
 		req.Header.Set("Content-Type", "application/json")
-		resp, err = http.DefaultClient.Do(req)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			return false
 		}
 		resp.Body.Close()
+		status = resp.StatusCode
 		return true
 	}, 5*time.Second, 10*time.Millisecond)
-	require.Equal(t, 204, resp.StatusCode)
+	require.Equal(t, 204, status)
 	cancel()
 	require.NoError(t, <-done)
 }

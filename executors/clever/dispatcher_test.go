@@ -180,8 +180,10 @@ func TestDispatcherLaunchFailures(t *testing.T) {
 		inject func(*daemon)
 		trace  string
 	}{
-		{"repo never ready", func(r *config.Runner) { r.CCDeploymentRepoTimeout = 0.05 },
-			func(dm *daemon) { dm.fake.SetRepoReadyAfter(-1) }, "was not ready after"},
+		{
+			"repo never ready", func(r *config.Runner) { r.CCDeploymentRepoTimeout = 0.05 },
+			func(dm *daemon) { dm.fake.SetRepoReadyAfter(-1) }, "was not ready after",
+		},
 		{"push rejected", nil, func(dm *daemon) { dm.fake.RejectPushes(true) }, "could not push"},
 		{"env failure", nil, func(dm *daemon) { dm.fake.FailNext("env", 400) }, "could not configure"},
 		{"group without attributes", func(r *config.Runner) {

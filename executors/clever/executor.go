@@ -179,8 +179,7 @@ func (e *Executor) selectFlavor(ctx context.Context, job *coordinator.Job) (quot
 	}
 	fl, err := quota.Select(table, requested, e.runner.CCDefaultFlavor, e.runner.CCMaxFlavor)
 	if err != nil {
-		var fe *quota.FlavorError
-		if errors.As(err, &fe) {
+		if fe, ok := errors.AsType[*quota.FlavorError](err); ok {
 			reason := coordinator.ScriptFailure
 			if _, ok := table[fe.Max]; fe.Max != "" && !ok {
 				reason = coordinator.RunnerConfigError

@@ -2,7 +2,6 @@ package clever_test
 
 import (
 	"context"
-	"errors"
 	"math"
 	"testing"
 	"time"
@@ -127,7 +126,7 @@ func countRequests(f *clevertest.Server, endpoint string) int {
 func requireJobError(t *testing.T, err error, public string) {
 	t.Helper()
 	var je *executors.JobError
-	require.True(t, errors.As(err, &je), "want a *executors.JobError, got %T: %v", err, err)
+	require.ErrorAs(t, err, &je, "want a *executors.JobError, got %T: %v", err, err)
 	require.Contains(t, je.Public, public)
 	require.Equal(t, coordinator.RunnerSystemFailure, je.Reason)
 	require.Equal(t, je.Public, executors.PublicMessage(err))
@@ -177,14 +176,14 @@ func TestFlavorErrors(t *testing.T) {
 			spec := e.spec(t, coordinator.Variable{Key: quota.FlavorVariable, Value: tc.flavor, Public: true})
 			_, err := e.exec.ExpectedWeight(t.Context(), spec.Job)
 			var je *executors.JobError
-			require.True(t, errors.As(err, &je), "got %v", err)
+			require.ErrorAs(t, err, &je, "got %v", err)
 			require.Equal(t, tc.reason, je.Reason)
 			for _, s := range tc.public {
 				require.Contains(t, je.Public, s)
 			}
 			res, err := e.exec.Provision(t.Context(), spec)
 			require.Nil(t, res)
-			require.True(t, errors.As(err, &je))
+			require.ErrorAs(t, err, &je)
 			require.Empty(t, e.fake.Apps())
 		})
 	}

@@ -319,7 +319,7 @@ func (e *Executor) Adopt(ctx context.Context, name string, job *coordinator.Job)
 		cands = []candidate{{orga, group}}
 	default:
 		for _, k := range e.orgas.knownOrgas() {
-			cands = append(cands, candidate{orga: k.orga, group: k.group})
+			cands = append(cands, candidate(k))
 		}
 	}
 	for _, c := range cands {

@@ -1,7 +1,6 @@
 package clever_test
 
 import (
-	"errors"
 	"testing"
 	"time"
 
@@ -70,7 +69,7 @@ func TestMultiTenant(t *testing.T) {
 			if tc.public != nil {
 				require.Nil(t, res)
 				var je *executors.JobError
-				require.True(t, errors.As(err, &je), "want a JobError, got %v", err)
+				require.ErrorAs(t, err, &je, "want a JobError, got %v", err)
 				for _, s := range tc.public {
 					require.Contains(t, je.Public, s)
 				}

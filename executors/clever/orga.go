@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -131,14 +132,7 @@ func (o *orgaResolver) knownOrgas() []knownOrga {
 }
 
 func joinQuoted(names []string) string {
-	s := ""
-	for i, n := range names {
-		if i > 0 {
-			s += " nor "
-		}
-		s += n
-	}
-	return s
+	return strings.Join(names, " nor ")
 }
 
 // fixedOrga returns the organisation of single-tenant mode.

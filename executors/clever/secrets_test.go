@@ -59,7 +59,7 @@ func TestNoTokenLeaks(t *testing.T) {
 	_, err := e.exec.List(t.Context())
 	errs = append(errs, err)
 
-	require.Equal(t, 2, len(pushed), "the success and the delete-fault scenarios pushed")
+	require.Len(t, pushed, 2, "the success and the delete-fault scenarios pushed")
 	nonNil := 0
 	for _, err := range errs {
 		if err != nil {

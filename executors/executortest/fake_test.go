@@ -163,8 +163,9 @@ func TestFakeDelayHonoursContext(t *testing.T) {
 	f := NewFake(NewCloud(), r, Options{Delays: map[Op]time.Duration{OpProvision: time.Hour}})
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
+	spec := newSpec(t, r) // outside the goroutine: newSpec uses require
 	go func() {
-		_, err := f.Provision(ctx, newSpec(t, r))
+		_, err := f.Provision(ctx, spec)
 		done <- err
 	}()
 	cancel()
@@ -247,14 +248,22 @@ func TestFakeFlavors(t *testing.T) {
 		wantErr  string
 	}{
 		{name: "default table weighs 1", want: 1, wantMax: 1},
-		{name: "default table unknown flavor", variable: "XL",
-			wantErr: "Selected flavor 'XL' is not available, possible choices are [M]"},
-		{name: "clever default", opts: Options{Flavors: quota.DefaultCleverFlavors(), DefaultFlavor: "M"},
-			want: quota.DefaultCleverFlavors()["M"].Weight(), wantMax: quota.DefaultCleverFlavors()["3XL"].Weight()},
-		{name: "clever requested", opts: Options{Flavors: quota.DefaultCleverFlavors()}, variable: "XS",
-			want: quota.DefaultCleverFlavors()["XS"].Weight(), wantMax: quota.DefaultCleverFlavors()["3XL"].Weight()},
-		{name: "clever over max", opts: Options{Flavors: quota.DefaultCleverFlavors(), MaxFlavor: "M"}, variable: "3XL",
-			wantErr: "Selected flavor '3XL' exceeds the maximum flavor 'M' of this runner. Please change CI_CLEVER_CLOUD_FLAVOR to one of [XS S M], or use another runner"},
+		{
+			name: "default table unknown flavor", variable: "XL",
+			wantErr: "Selected flavor 'XL' is not available, possible choices are [M]",
+		},
+		{
+			name: "clever default", opts: Options{Flavors: quota.DefaultCleverFlavors(), DefaultFlavor: "M"},
+			want: quota.DefaultCleverFlavors()["M"].Weight(), wantMax: quota.DefaultCleverFlavors()["3XL"].Weight(),
+		},
+		{
+			name: "clever requested", opts: Options{Flavors: quota.DefaultCleverFlavors()}, variable: "XS",
+			want: quota.DefaultCleverFlavors()["XS"].Weight(), wantMax: quota.DefaultCleverFlavors()["3XL"].Weight(),
+		},
+		{
+			name: "clever over max", opts: Options{Flavors: quota.DefaultCleverFlavors(), MaxFlavor: "M"}, variable: "3XL",
+			wantErr: "Selected flavor '3XL' exceeds the maximum flavor 'M' of this runner. Please change CI_CLEVER_CLOUD_FLAVOR to one of [XS S M], or use another runner",
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -14,7 +14,8 @@ const (
 	RepoCreated  = "CREATED"
 )
 
-// Lifetime of a task application: run the container's command, then stop.
+// LifetimeTask is the lifetime of a task application: run the container's
+// command, then stop.
 const LifetimeTask = "TASK"
 
 // CreateAppRequest is the body of POST /organisations/:orga/applications,

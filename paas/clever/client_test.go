@@ -3,7 +3,6 @@ package clever_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strings"
 	"sync"
@@ -273,10 +272,12 @@ func TestCreateApp(t *testing.T) {
 		}, func(t *testing.T, err error) {
 			require.True(t, clever.IsInstanceNotFound(err))
 		}, 1, 0},
-		{"unknown flavor is permanent", func(r *clever.CreateAppRequest) { r.MaxFlavor = "heptapod-runner-9XL" },
+		{
+			"unknown flavor is permanent", func(r *clever.CreateAppRequest) { r.MaxFlavor = "heptapod-runner-9XL" },
 			func(*clevertest.Server) {}, func(t *testing.T, err error) {
 				require.False(t, clever.Retryable(err))
-			}, 1, 0},
+			}, 1, 0,
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -417,6 +418,6 @@ func TestTokensNeverInErrors(t *testing.T) {
 		require.Error(t, err)
 		require.NotContains(t, err.Error(), orgaToken)
 		require.NotContains(t, err.Error(), "bad-token-value")
-		require.False(t, errors.Is(err, http.ErrAbortHandler))
+		require.NotErrorIs(t, err, http.ErrAbortHandler)
 	}
 }

@@ -81,16 +81,13 @@ func Retryable(err error) bool {
 	if errors.Is(err, context.Canceled) {
 		return false
 	}
-	var ae *APIError
-	if errors.As(err, &ae) {
+	if ae, ok := errors.AsType[*APIError](err); ok {
 		return retryableStatus(ae.Status)
 	}
-	var ne net.Error
-	if errors.As(err, &ne) {
+	if _, ok := errors.AsType[net.Error](err); ok {
 		return true
 	}
-	var ue *url.Error
-	if errors.As(err, &ue) {
+	if _, ok := errors.AsType[*url.Error](err); ok {
 		return true
 	}
 	return false
@@ -158,10 +155,7 @@ func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 		return time.Duration(s * float64(time.Second)), true
 	}
 	if t, err := http.ParseTime(v); err == nil {
-		d := t.Sub(now)
-		if d < 0 {
-			d = 0
-		}
+		d := max(t.Sub(now), 0)
 		return d, true
 	}
 	return 0, false

@@ -12,6 +12,7 @@ func TestBackoff(t *testing.T) {
 	withRetryAfter := func(v string) *http.Response {
 		return &http.Response{Header: http.Header{"Retry-After": {v}}}
 	}
+	//nolint:bodyclose // synthetic responses without body, never sent.
 	tests := []struct {
 		name    string
 		attempt int

@@ -189,7 +189,6 @@ func newExpander(vars []coordinator.Variable) *expander {
 	m := make(map[string]coordinator.Variable, len(vars))
 	for _, v := range vars {
 		m[v.Key] = v // the last definition wins, as in GitLab Runner
-
 	}
 	return &expander{vars: m, memo: map[string]string{}, active: map[string]bool{}}
 }

@@ -2,7 +2,6 @@ package deploy
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"testing"
 
@@ -89,7 +88,7 @@ func TestPush(t *testing.T) {
 				require.ErrorIs(t, err, tc.wantErr)
 			case tc.wantAny:
 				require.Error(t, err)
-				require.False(t, errors.Is(err, ErrAlreadyPushed), "unexpected ErrAlreadyPushed: %v", err)
+				require.NotErrorIs(t, err, ErrAlreadyPushed, "unexpected ErrAlreadyPushed: %v", err)
 			default:
 				require.NoError(t, err)
 			}
