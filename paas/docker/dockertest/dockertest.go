@@ -1,8 +1,3 @@
-// Package dockertest helps tests that need a real Docker Engine: Require
-// connects to the daemon (skipping, or failing under CI=true, when none is
-// reachable), and InnerImage builds a tiny FROM scratch image holding a
-// static stand-in for the inner runner, since no image can be pulled on
-// test machines.
 package dockertest
 
 import (
@@ -90,9 +85,14 @@ func StandinBinary(t testing.TB) string {
 	return out
 }
 
+// goTool is the go command of the running tests: $GOROOT/bin/go when GOROOT
+// is set, else "go" from PATH, where `go test` puts its own GOROOT/bin first
+// (runtime.GOROOT is deprecated).
 func goTool() string {
-	if p := filepath.Join(runtime.GOROOT(), "bin", "go"); fileExists(p) {
-		return p
+	if root := os.Getenv("GOROOT"); root != "" {
+		if p := filepath.Join(root, "bin", "go"); fileExists(p) {
+			return p
+		}
 	}
 	return "go"
 }
