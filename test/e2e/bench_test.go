@@ -107,9 +107,10 @@ func TestProcessBench(t *testing.T) {
 	// default intervals except check_interval (to acquire quickly).
 	rows = append(rows, steadyState(t, running, warmup, steady)...)
 
-	// Phase 3: state checkpoint and restore at 10k jobs, and the state
-	// store's heap for them.
+	// Phase 3: state checkpoint and restore at 10k jobs, the state
+	// store's heap for them, and the intent Sync a launch waits for.
 	rows = append(rows, stateAt10k(t)...)
+	rows = append(rows, intentSync(t, inFlight))
 
 	var b strings.Builder
 	b.WriteString("\n| metric | value | target |\n|---|---|---|\n")
@@ -234,6 +235,43 @@ func stateAt10k(t *testing.T) []benchRow {
 		{"state checkpoint, 10k tracked jobs (Put ×10k + Sync, fsync included)", checkpoint.Round(10 * time.Microsecond).String(), "< 50 ms"},
 		{"state restore, 10k tracked jobs (Open + Load)", restore.Round(10 * time.Microsecond).String(), "< 1 s"},
 		{"state file size / store heap, 10k tracked jobs", fmt.Sprintf("%.1f MiB / %.1f MiB", float64(info.Size())/(1<<20), float64(int64(m1.HeapAlloc)-int64(m0.HeapAlloc))/(1<<20)), ""},
+	}
+}
+
+// intentSync times what a launch waits for before its first PaaS call:
+// Put of a newly acquired job (payload of 4 KiB) then Sync, with n jobs
+// still provisioning (payloads kept) in the same store.
+func intentSync(t *testing.T, n int) benchRow {
+	t.Helper()
+	log := logrus.New()
+	log.SetOutput(discardWriter{})
+	st, err := state.Open(filepath.Join(t.TempDir(), "state.json"), log)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close(context.WithoutCancel(t.Context())) })
+	payload := json.RawMessage(`{"id":1,"token":"x","filler":"` + strings.Repeat("a", 4096) + `"}`)
+	job := func(i int64) state.Job {
+		return state.Job{
+			Runner: "3fa9c2d17b04", JobID: i, Token: "glcbt-64_x", ExpectedWeight: 1, Phase: state.PhasePending,
+			ResourceName: fmt.Sprintf("hpd-job-3fa9c2d17b04-%d", i), Payload: payload, AcquiredAt: time.Now().UTC(),
+		}
+	}
+	for i := range int64(n) {
+		st.Put(job(i))
+	}
+	require.NoError(t, st.Sync(t.Context()))
+	const rounds = 200
+	lat := make([]time.Duration, 0, rounds)
+	for i := range int64(rounds) {
+		start := time.Now()
+		st.Put(job(int64(n) + i))
+		require.NoError(t, st.Sync(t.Context()))
+		lat = append(lat, time.Since(start))
+		st.Delete(state.Key{Runner: "3fa9c2d17b04", JobID: int64(n) + i})
+	}
+	slices.Sort(lat)
+	return benchRow{
+		metric: fmt.Sprintf("intent Put+Sync before the first PaaS call (%d jobs provisioning, 4 KiB payloads)", n),
+		value:  fmt.Sprintf("p50 %s, p99 %s", percentile(lat, 50).Round(10*time.Microsecond), percentile(lat, 99).Round(10*time.Microsecond)),
 	}
 }
 
