@@ -104,7 +104,14 @@ func (c *Client) BuildImage(ctx context.Context, tag string, buildContext io.Rea
 		Tags:        []string{tag},
 		Remove:      true,
 		ForceRemove: true,
-		Labels:      labels,
+		// Every job image is built from scratch steps: with a shared build
+		// cache, removing one job's image (which prunes its untagged
+		// intermediate images) races with a concurrent build that is
+		// "using cache" of the same intermediate, and that build fails with
+		// "unknown parent image ID". The steps are a few small COPYs, so
+		// the cache buys nothing here.
+		NoCache: true,
+		Labels:  labels,
 	})
 	if err != nil {
 		return fmt.Errorf("build image %s: %w", tag, err)
