@@ -15,8 +15,6 @@ import (
 	"gitlab.com/paas-runner/paas-runner/dispatcher"
 	"gitlab.com/paas-runner/paas-runner/executors"
 	cleverexec "gitlab.com/paas-runner/paas-runner/executors/clever"
-	"gitlab.com/paas-runner/paas-runner/paas/deploy"
-	"gitlab.com/paas-runner/paas-runner/quota"
 	"gitlab.com/paas-runner/paas-runner/state"
 )
 
@@ -125,16 +123,7 @@ func TestDispatcherEndToEnd(t *testing.T) {
 	var ids []int64
 	for i := range 50 {
 		j := e2eJob{flavor: flavors[i%len(flavors)], proxy: i%4 == 1}
-		spec := gitlabfake.JobSpec{RunnerToken: runnerToken, Variables: map[string]string{}}
-		if j.flavor != "" {
-			spec.Variables[quota.FlavorVariable] = j.flavor
-		}
-		if j.proxy {
-			spec.Variables[deploy.DependencyProxyVariable] = proxyPrefix
-			spec.Image = "debian:bookworm"
-			spec.Services = []gitlabfake.Service{{Name: "postgres:16"}, {Name: "registry.example.com/tools/redis:7", Alias: "cache"}}
-		}
-		id := dm.gl.Enqueue(spec).ID
+		id := dm.gl.Enqueue(j.spec()).ID
 		want[id] = j
 		ids = append(ids, id)
 	}

@@ -27,6 +27,21 @@ type e2eJob struct {
 	proxy  bool
 }
 
+// spec is the job to enqueue on gitlabfake: the flavor variable when set,
+// and with proxy an image and services under the dependency proxy.
+func (j e2eJob) spec() gitlabfake.JobSpec {
+	spec := gitlabfake.JobSpec{RunnerToken: runnerToken, Variables: map[string]string{}}
+	if j.flavor != "" {
+		spec.Variables[quota.FlavorVariable] = j.flavor
+	}
+	if j.proxy {
+		spec.Variables[deploy.DependencyProxyVariable] = proxyPrefix
+		spec.Image = "debian:bookworm"
+		spec.Services = []gitlabfake.Service{{Name: "postgres:16"}, {Name: "registry.example.com/tools/redis:7", Alias: "cache"}}
+	}
+	return spec
+}
+
 // runJob drives one acquired job through the executor as the dispatcher
 // would: weigh, provision, launch, let the coordinator see it finish, then
 // decommission.
@@ -74,16 +89,7 @@ func TestEndToEnd50Jobs(t *testing.T) {
 	want := map[int64]e2eJob{}
 	for i := range 50 {
 		j := e2eJob{flavor: flavors[i%len(flavors)], proxy: i%3 == 0}
-		spec := gitlabfake.JobSpec{RunnerToken: runnerToken, Variables: map[string]string{}}
-		if j.flavor != "" {
-			spec.Variables[quota.FlavorVariable] = j.flavor
-		}
-		if j.proxy {
-			spec.Variables[deploy.DependencyProxyVariable] = proxyPrefix
-			spec.Image = "debian:bookworm"
-			spec.Services = []gitlabfake.Service{{Name: "postgres:16"}, {Name: "registry.example.com/tools/redis:7", Alias: "cache"}}
-		}
-		want[gl.Enqueue(spec).ID] = j
+		want[gl.Enqueue(j.spec()).ID] = j
 	}
 
 	jobs := make(chan *coordinator.Job)
