@@ -26,6 +26,7 @@ type runner struct {
 	removed   bool
 	polling   bool // a request is in flight
 	blocked   bool // last poll attempt was refused by the ledger
+	tooHeavy  bool // its largest job exceeds the whole quota (logged once)
 	maxWeight float64
 	maxKnown  bool
 
@@ -151,6 +152,11 @@ func (d *Dispatcher) maybePoll(r *runner) {
 		return
 	}
 	if err := d.ledger.Reserve(pollKey(r), r.maxWeight); err != nil {
+		if q := d.ledger.Limits().WeightQuota; q > 0 && r.maxWeight > q && !r.tooHeavy {
+			r.tooHeavy = true
+			r.log.WithFields(logrus.Fields{"weight": r.maxWeight, "weight_quota": q}).
+				Error("this runner's largest job weighs more than the whole weighted quota: it is never polled (lower cc_max_flavor or raise [quota_computation])")
+		}
 		if !r.blocked {
 			r.log.WithError(err).WithField("weight", r.maxWeight).Debug("not polling: no room for this runner's largest job")
 		}
