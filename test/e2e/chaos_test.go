@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -97,8 +98,8 @@ func (sc scenario) run(t *testing.T, seed uint64) report {
 	r.lost = len(lost)
 	glTotal, glFaulted := w.glFaults.counts()
 	ccTotal, ccFaulted := w.ccFaults.counts()
-	r.extra = fmt.Sprintf("%d SIGKILLs (%d mid-run); faults injected: coordinator %d/%d, PaaS %d/%d requests; apps created %d",
-		sc.kills, killsDuring, glFaulted, glTotal, ccFaulted, ccTotal, len(w.cc.Apps()))
+	r.extra = fmt.Sprintf("%d SIGKILLs (%d mid-run); faults injected: coordinator %d/%d, PaaS %d/%d requests; apps created %d (jobs with 2+ apps: %d); failure reasons: %s",
+		sc.kills, killsDuring, glFaulted, glTotal, ccFaulted, ccTotal, len(w.cc.Apps()), r.duplicates, strings.Join(r.reasons, ", "))
 	return r
 }
 

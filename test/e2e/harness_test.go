@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -662,8 +663,12 @@ type report struct {
 	// lost counts jobs lost in the acquisition window (SIGKILL between
 	// the coordinator's 201 and the state write), failed by the
 	// coordinator's stuck-job timeout; they are included in failed.
-	lost  int
-	extra string
+	lost int
+	// duplicates counts jobs that had more than one application.
+	duplicates int
+	// reasons lists the failure reasons, "reason×count".
+	reasons []string
+	extra   string
 }
 
 // outcome fills a report from the fakes' and the state file's contents.
@@ -681,6 +686,28 @@ func (w *world) outcome(t *testing.T, scenario string, ids []int64) report {
 			r.hanging++
 			t.Logf("%s: job %d hanging: state %q reason %q; runner log lines about it:\n%s",
 				scenario, id, j.State, j.FailureReason, w.linesAbout(t, id))
+		}
+	}
+	reasons := map[string]int{}
+	for _, id := range ids {
+		if j, _ := w.gl.Job(id); j.State == gitlabfake.StateFailed && j.FailureReason != "" {
+			reasons[j.FailureReason]++
+		}
+	}
+	for reason, n := range reasons {
+		r.reasons = append(r.reasons, fmt.Sprintf("%s×%d", reason, n))
+	}
+	slices.Sort(r.reasons)
+	appsPerJob := map[int64]int{}
+	for _, app := range w.cc.Apps() {
+		if id, ok := jobIDOf(app.Name); ok {
+			appsPerJob[id]++
+		}
+	}
+	for id, n := range appsPerJob {
+		if n > 1 {
+			r.duplicates++
+			t.Logf("%s: job %d had %d applications", scenario, id, n)
 		}
 	}
 	r.leaked = len(w.cc.Live())
