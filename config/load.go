@@ -188,15 +188,7 @@ func isZeroNumber(v any) bool {
 // paas-runner owns (quota_computation, paas_job_trace_watch, local_flavors).
 func (c *Config) collectUnknownKeys(md toml.MetaData, rawRunners []map[string]any) {
 	known := runnerKeys()
-	var reported []string
-	seen := func(path string) bool {
-		for _, p := range reported {
-			if path == p || strings.HasPrefix(path, p+".") {
-				return true
-			}
-		}
-		return false
-	}
+	var reported reportedPaths
 	for _, key := range md.Undecoded() {
 		if len(key) == 0 {
 			continue
@@ -205,20 +197,11 @@ func (c *Config) collectUnknownKeys(md toml.MetaData, rawRunners []map[string]an
 			if len(key) < 3 || !known[key[1]] {
 				continue // forwarded verbatim through Extra
 			}
-			for i, rr := range rawRunners {
-				if !hasPath(rr, key[1:]) {
-					continue
-				}
-				path := fmt.Sprintf("runners[%d].%s", i, strings.Join(key[1:], "."))
-				if !seen(path) {
-					reported = append(reported, path)
-					c.problems = append(c.problems, Problem{Path: path, Message: "unknown key"})
-				}
-			}
+			c.unknownRunnerKey(key[1:], rawRunners, &reported)
 			continue
 		}
 		path := strings.Join(key, ".")
-		if seen(path) {
+		if reported.covers(path) {
 			continue
 		}
 		reported = append(reported, path)
@@ -232,6 +215,34 @@ func (c *Config) collectUnknownKeys(md toml.MetaData, rawRunners []map[string]an
 			continue
 		}
 		c.problems = append(c.problems, Problem{Path: path, Message: "unknown key"})
+	}
+}
+
+// reportedPaths holds the key paths already reported; a path under one of
+// them is not reported again.
+type reportedPaths []string
+
+func (r reportedPaths) covers(path string) bool {
+	for _, p := range r {
+		if path == p || strings.HasPrefix(path, p+".") {
+			return true
+		}
+	}
+	return false
+}
+
+// unknownRunnerKey reports sub, an unknown key path inside a known key of
+// [[runners]], in every runner section that has it.
+func (c *Config) unknownRunnerKey(sub []string, rawRunners []map[string]any, reported *reportedPaths) {
+	for i, rr := range rawRunners {
+		if !hasPath(rr, sub) {
+			continue
+		}
+		path := fmt.Sprintf("runners[%d].%s", i, strings.Join(sub, "."))
+		if !reported.covers(path) {
+			*reported = append(*reported, path)
+			c.problems = append(c.problems, Problem{Path: path, Message: "unknown key"})
+		}
 	}
 }
 

@@ -544,6 +544,46 @@ func (m model) check(t *testing.T, l *Ledger, op int) {
 	}
 }
 
+// randomOp applies one random operation (on a key of keys, with a weight of
+// weights) to the ledger and to the model, checking the ledger's answer.
+func (m model) randomOp(t *testing.T, rng *rand.Rand, l *Ledger, lim Limits, keys []string, weights []float64) {
+	t.Helper()
+	key := keys[rng.IntN(len(keys))]
+	w := weights[rng.IntN(len(weights))]
+	e, exists := m[key]
+	switch rng.IntN(7) {
+	case 0, 1:
+		canErr := l.CanAdmit(w)
+		err := l.Reserve(key, w)
+		m.checkReserve(t, lim, key, w, canErr, err)
+		if err == nil {
+			m[key] = &modelEntry{w: w, prov: true}
+		}
+	case 2:
+		if checkKnown(t, exists, l.Adjust(key, w)) {
+			e.w = w
+		}
+	case 3:
+		if checkKnown(t, exists, l.Started(key)) {
+			e.prov = false
+		}
+	case 4, 5:
+		if checkKnown(t, exists, l.Release(key)) {
+			delete(m, key)
+		}
+	case 6:
+		to := keys[rng.IntN(len(keys))]
+		_, toExists := m[to]
+		err := l.Rekey(key, to)
+		if exists && toExists && key != to {
+			require.ErrorIs(t, err, ErrDuplicateEntry)
+		} else if checkKnown(t, exists, err) {
+			delete(m, key)
+			m[to] = e
+		}
+	}
+}
+
 // TestLedgerRandomOperations drives the ledger with random operations and
 // checks it against a simple model after every one.
 func TestLedgerRandomOperations(t *testing.T) {
@@ -559,40 +599,7 @@ func TestLedgerRandomOperations(t *testing.T) {
 			l := NewLedger(lim)
 			m := model{}
 			for i := range 5000 {
-				key := keys[rng.IntN(len(keys))]
-				w := weights[rng.IntN(len(weights))]
-				e, exists := m[key]
-				switch rng.IntN(7) {
-				case 0, 1:
-					canErr := l.CanAdmit(w)
-					err := l.Reserve(key, w)
-					m.checkReserve(t, lim, key, w, canErr, err)
-					if err == nil {
-						m[key] = &modelEntry{w: w, prov: true}
-					}
-				case 2:
-					if checkKnown(t, exists, l.Adjust(key, w)) {
-						e.w = w
-					}
-				case 3:
-					if checkKnown(t, exists, l.Started(key)) {
-						e.prov = false
-					}
-				case 4, 5:
-					if checkKnown(t, exists, l.Release(key)) {
-						delete(m, key)
-					}
-				case 6:
-					to := keys[rng.IntN(len(keys))]
-					_, toExists := m[to]
-					err := l.Rekey(key, to)
-					if exists && toExists && key != to {
-						require.ErrorIs(t, err, ErrDuplicateEntry)
-					} else if checkKnown(t, exists, err) {
-						delete(m, key)
-						m[to] = e
-					}
-				}
+				m.randomOp(t, rng, l, lim, keys, weights)
 				m.check(t, l, i)
 			}
 			for key := range m {

@@ -63,32 +63,8 @@ type Reconciliation struct {
 //   - A pending job without a recorded resource whose name is listed is to
 //     be adopted.
 func Plan(tracked []Job, listed map[string][]Listed, keepResources bool) Reconciliation {
-	names := make(map[string]bool, len(tracked))
-	ids := make(map[string]bool, len(tracked))
-	for i := range tracked {
-		j := &tracked[i]
-		if j.ResourceName != "" {
-			names[j.ResourceName] = true
-		}
-		if id := ResourceID(j.Resource); id != "" {
-			ids[id] = true
-		}
-	}
-
 	var rec Reconciliation
-	for _, runner := range slices.Sorted(maps.Keys(listed)) {
-		for _, l := range listed[runner] {
-			if names[l.Name] || (l.ID != "" && ids[l.ID]) {
-				continue
-			}
-			o := Orphan{Runner: runner, ID: l.ID, Name: l.Name}
-			if keepResources {
-				rec.KeptOrphans = append(rec.KeptOrphans, o)
-			} else {
-				rec.Orphans = append(rec.Orphans, o)
-			}
-		}
-	}
+	rec.Orphans, rec.KeptOrphans = planOrphans(tracked, listed, keepResources)
 
 	sorted := slices.Clone(tracked)
 	SortJobs(sorted)
@@ -115,6 +91,37 @@ func Plan(tracked []Job, listed map[string][]Listed, keepResources bool) Reconci
 		rec.Vanished = append(rec.Vanished, j.Key())
 	}
 	return rec
+}
+
+// planOrphans returns the listed resources that no tracked job owns (by
+// name or by recorded id), in runner then listing order: as orphans, or as
+// kept orphans when keepResources.
+func planOrphans(tracked []Job, listed map[string][]Listed, keepResources bool) (orphans, kept []Orphan) {
+	names := make(map[string]bool, len(tracked))
+	ids := make(map[string]bool, len(tracked))
+	for i := range tracked {
+		j := &tracked[i]
+		if j.ResourceName != "" {
+			names[j.ResourceName] = true
+		}
+		if id := ResourceID(j.Resource); id != "" {
+			ids[id] = true
+		}
+	}
+	for _, runner := range slices.Sorted(maps.Keys(listed)) {
+		for _, l := range listed[runner] {
+			if names[l.Name] || (l.ID != "" && ids[l.ID]) {
+				continue
+			}
+			o := Orphan{Runner: runner, ID: l.ID, Name: l.Name}
+			if keepResources {
+				kept = append(kept, o)
+			} else {
+				orphans = append(orphans, o)
+			}
+		}
+	}
+	return orphans, kept
 }
 
 // ownName reports whether j's resource name is of the form executors

@@ -534,41 +534,7 @@ type runnerSection struct{ start, end int }
 // not one of its sub-tables ([runners.x]); column-0 comments directly before
 // that header are left to what follows. Multi-line strings are skipped.
 func runnerSections(text string) []runnerSection {
-	type line struct {
-		off         int
-		blank, cmt0 bool
-		header      string
-	}
-	var lines []line
-	inMulti := ""
-	for off := 0; off < len(text); {
-		end := strings.IndexByte(text[off:], '\n')
-		next := len(text)
-		if end >= 0 {
-			next = off + end + 1
-		}
-		raw := text[off:next]
-		tr := strings.TrimSpace(raw)
-		l := line{off: off, blank: tr == "", cmt0: strings.HasPrefix(raw, "#")}
-		if inMulti == "" && strings.HasPrefix(tr, "[") {
-			h := tr
-			if i := strings.IndexByte(h, '#'); i >= 0 {
-				h = strings.TrimSpace(h[:i])
-			}
-			l.header = strings.ReplaceAll(h, " ", "")
-		}
-		for _, q := range []string{`"""`, `'''`} {
-			if (inMulti == "" || inMulti == q) && strings.Count(raw, q)%2 == 1 {
-				if inMulti == "" {
-					inMulti = q
-				} else {
-					inMulti = ""
-				}
-			}
-		}
-		lines = append(lines, l)
-		off = next
-	}
+	lines := tomlLines(text)
 	var out []runnerSection
 	cur, first := -1, -1 // header line and first line (leading comments) of the open section
 	closeAt := func(i int) {
@@ -614,6 +580,49 @@ func runnerSections(text string) []runnerSection {
 	}
 	closeAt(len(lines))
 	return out
+}
+
+// tomlLine is what runnerSections needs of one line of a TOML text.
+type tomlLine struct {
+	off         int    // byte offset of the line in the text
+	blank, cmt0 bool   // blank; a comment starting at column 0
+	header      string // table header without spaces or comment, "" if none
+}
+
+// tomlLines splits a TOML text into lines; a line inside a multi-line string
+// is never a header.
+func tomlLines(text string) []tomlLine {
+	var lines []tomlLine
+	inMulti := ""
+	for off := 0; off < len(text); {
+		end := strings.IndexByte(text[off:], '\n')
+		next := len(text)
+		if end >= 0 {
+			next = off + end + 1
+		}
+		raw := text[off:next]
+		tr := strings.TrimSpace(raw)
+		l := tomlLine{off: off, blank: tr == "", cmt0: strings.HasPrefix(raw, "#")}
+		if inMulti == "" && strings.HasPrefix(tr, "[") {
+			h := tr
+			if i := strings.IndexByte(h, '#'); i >= 0 {
+				h = strings.TrimSpace(h[:i])
+			}
+			l.header = strings.ReplaceAll(h, " ", "")
+		}
+		for _, q := range []string{`"""`, `'''`} {
+			if (inMulti == "" || inMulti == q) && strings.Count(raw, q)%2 == 1 {
+				if inMulti == "" {
+					inMulti = q
+				} else {
+					inMulti = ""
+				}
+			}
+		}
+		lines = append(lines, l)
+		off = next
+	}
+	return lines
 }
 
 // removeRunners returns data without the runner sections whose index is in

@@ -60,25 +60,12 @@ func RewriteDependencyProxy(payload json.RawMessage) (json.RawMessage, error) {
 		}
 	}
 	if raw, ok := top["services"]; ok && !isNull(raw) {
-		var services []json.RawMessage
-		if err := json.Unmarshal(raw, &services); err == nil {
-			svcChanged := false
-			for i, s := range services {
-				out, ok, err := rewriteImage(s, prefix, ex, true)
-				if err != nil {
-					return nil, err
-				}
-				if ok {
-					services[i], svcChanged = out, true
-				}
-			}
-			if svcChanged {
-				b, err := marshalJSON(services)
-				if err != nil {
-					return nil, fmt.Errorf("encode services: %w", err)
-				}
-				top["services"], changed = b, true
-			}
+		services, ok, err := rewriteServices(raw, prefix, ex)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			top["services"], changed = services, true
 		}
 	}
 	if !changed {
@@ -89,6 +76,34 @@ func RewriteDependencyProxy(payload json.RawMessage) (json.RawMessage, error) {
 		return nil, fmt.Errorf("encode job payload: %w", err)
 	}
 	return out, nil
+}
+
+// rewriteServices rewrites every image object of a services array; it
+// reports whether any changed. A value that is not an array is left
+// unchanged.
+func rewriteServices(raw json.RawMessage, prefix string, ex *expander) (json.RawMessage, bool, error) {
+	var services []json.RawMessage
+	if err := json.Unmarshal(raw, &services); err != nil {
+		return nil, false, nil //nolint:nilerr // not an array: leave it alone
+	}
+	changed := false
+	for i, s := range services {
+		out, ok, err := rewriteImage(s, prefix, ex, true)
+		if err != nil {
+			return nil, false, err
+		}
+		if ok {
+			services[i], changed = out, true
+		}
+	}
+	if !changed {
+		return nil, false, nil
+	}
+	b, err := marshalJSON(services)
+	if err != nil {
+		return nil, false, fmt.Errorf("encode services: %w", err)
+	}
+	return b, true, nil
 }
 
 // rewriteImage rewrites one image object; it reports whether it changed.
