@@ -253,11 +253,11 @@ func (d *Dispatcher) reconcileRunner(r *runner) {
 }
 
 func (d *Dispatcher) reconciled(r *runner, start time.Time, listed []executors.Listed) {
-	var tracked []state.Job
+	// Every tracked job counts (a resource may be tracked under another
+	// runner's record, e.g. an imported Heptapod job).
+	tracked := make([]state.Job, 0, len(d.jobs))
 	for _, j := range d.jobs {
-		if j.rec.Runner == r.id {
-			tracked = append(tracked, j.rec)
-		}
+		tracked = append(tracked, j.rec)
 	}
 	ls := make([]state.Listed, 0, len(listed))
 	for _, l := range listed {
