@@ -278,6 +278,17 @@ func newWorld(t *testing.T) *world {
 	return w
 }
 
+// appOf returns the last application created for a job, or nil.
+func (w *world) appOf(jobID int64) *clevertest.App {
+	var found *clevertest.App
+	for _, app := range w.cc.Apps() {
+		if id, ok := jobIDOf(app.Name); ok && id == jobID {
+			found = &app
+		}
+	}
+	return found
+}
+
 // jobIDOf returns the job id ending a resource name.
 func jobIDOf(name string) (int64, bool) {
 	id, err := strconv.ParseInt(name[strings.LastIndexByte(name, '-')+1:], 10, 64)

@@ -89,11 +89,34 @@ func TestSIGHUPReload(t *testing.T) {
 	}
 	require.Len(t, w.cc.Live(), running+1)
 	require.True(t, waitFor(t.Context(), 10*time.Second, func() bool { return w.trackedJobs(t) == running+1 }))
-	// The new runner takes a job of its own.
-	w.setRunFor(nil)
+	// The new runner takes a job of its own, still running when the
+	// runner is removed again.
 	second := w.enqueue(1, secondToken)
-	_, err = w.gl.WaitJob(t.Context(), second[0], func(j gitlabfake.Job) bool { return final(j) })
+	_, err = w.gl.WaitJob(t.Context(), second[0], func(j gitlabfake.Job) bool { return j.State == gitlabfake.StateRunning })
 	require.NoError(t, err)
+	require.True(t, waitFor(t.Context(), time.Minute, func() bool { return w.pushCount() >= running+2 }))
+	require.Len(t, w.cc.Live(), running+2)
+
+	// Removing the second runner: it is no longer polled, but its
+	// running job is still watched and, once finished, decommissioned.
+	s.secondRunner = false
+	w.writeConfig(t, w.configTOML(s))
+	before = len(w.logText(t))
+	p.signal(t, syscall.SIGHUP)
+	require.True(t, waitFor(t.Context(), 30*time.Second, func() bool {
+		return strings.Contains(w.logText(t)[before:], "configuration applied")
+	}))
+	w.setRunFor(nil)
+	require.NoError(t, w.gl.SimulateRun(second[0], "done\n", gitlabfake.StateSuccess))
+	require.True(t, waitFor(t.Context(), time.Minute, func() bool {
+		app := w.appOf(second[0])
+		return app != nil && app.Deleted
+	}), "the removed runner's job was not decommissioned")
+	// The removed runner is no longer polled: no request with its token
+	// during 15 check intervals.
+	polled := w.requestsOf(secondToken)
+	wait(t.Context(), 15*time.Duration(s.checkInterval*float64(time.Second)))
+	require.Equal(t, polled, w.requestsOf(secondToken), "the removed runner is still polled")
 
 	// The inner runners finish the old jobs; everything drains.
 	for _, id := range ids {
