@@ -139,6 +139,7 @@ type Dispatcher struct {
 	dirty    bool
 
 	lastPublish time.Time
+	publishGap  time.Duration // current minimum interval between publications
 
 	quotaKnown  bool
 	quotaTries  time.Duration
@@ -288,7 +289,7 @@ loop:
 	for !d.stopping || d.critical > 0 {
 		next, ok := d.nextTimer()
 		if d.dirty {
-			if at := d.lastPublish.Add(publishEvery); !ok || at.Before(next) {
+			if at := d.lastPublish.Add(d.publishGap); !ok || at.Before(next) {
 				next, ok = at, true
 			}
 		}
@@ -319,7 +320,7 @@ loop:
 			d.log.Warn("forced shutdown: flushing state and exiting")
 			break loop
 		}
-		if d.dirty && len(d.events) == 0 && d.clock.Now().Sub(d.lastPublish) >= publishEvery {
+		if d.dirty && len(d.events) == 0 && d.clock.Now().Sub(d.lastPublish) >= d.publishGap {
 			d.publish()
 		}
 	}

@@ -76,8 +76,10 @@ func (d *Dispatcher) Snapshot() Snapshot {
 	return Snapshot{}
 }
 
-// publishEvery bounds how often snapshots are rebuilt under load: building
-// one is O(tracked jobs), events are O(1).
+// publishEvery is the minimum interval between two snapshot rebuilds under
+// load: building one is O(tracked jobs), events are O(1). With many tracked
+// jobs the interval grows so that rebuilding stays under ~5 % of the
+// owner's time.
 const publishEvery = 5 * time.Millisecond
 
 // publish builds and publishes a snapshot (owner only).
@@ -94,6 +96,9 @@ func (d *Dispatcher) publish() {
 	for _, j := range d.jobs {
 		s.Jobs = append(s.Jobs, d.jobView(j))
 	}
+	defer func() {
+		d.publishGap = max(publishEvery, 20*d.clock.Now().Sub(s.Time))
+	}()
 	slices.SortFunc(s.Jobs, func(a, b JobView) int {
 		return cmp.Or(cmp.Compare(a.RunnerID, b.RunnerID), cmp.Compare(a.JobID, b.JobID))
 	})
