@@ -19,12 +19,19 @@ import (
 
 // Coordinator is what the dispatcher needs from a coordinator client
 // (*coordinator.Client implements it); tests wrap it to count or break
-// calls.
+// calls. Implementations must be safe for concurrent use; every method
+// honours ctx and has its own per-request timeout.
 type Coordinator interface {
+	// RequestJob acquires a job: (nil, nil) when there is none.
 	RequestJob(ctx context.Context) (*coordinator.Job, error)
+	// JobStatus says whether the job is over (job token).
 	JobStatus(ctx context.Context, jobToken config.Secret) (coordinator.JobState, error)
+	// AppendTrace writes data into the job log at offset (resyncing on
+	// 416) and returns the new stored size.
 	AppendTrace(ctx context.Context, jobID int64, jobToken config.Secret, offset int64, data []byte) (int64, error)
+	// FailJob reports the job failed; a job already over is a success.
 	FailJob(ctx context.Context, jobID int64, jobToken config.Secret, reason coordinator.FailureReason, exitCode int) error
+	// ReadTrace reads the job log with a private token (trace watch).
 	ReadTrace(ctx context.Context, privateToken config.Secret, projectID, jobID int64) ([]byte, error)
 }
 
