@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/sirupsen/logrus"
 
@@ -139,10 +140,17 @@ type JobError struct {
 
 // Error implements error.
 func (e *JobError) Error() string {
-	if e.Cause != nil {
-		return e.Public + ": " + e.Cause.Error()
+	if e.Cause == nil {
+		return e.Public
 	}
-	return e.Public
+	cause := e.Cause.Error()
+	if cause == e.Public || strings.HasPrefix(e.Public, cause) {
+		return e.Public
+	}
+	if strings.HasPrefix(cause, e.Public) {
+		return cause
+	}
+	return e.Public + ": " + cause
 }
 
 // Unwrap returns the cause.
