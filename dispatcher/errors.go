@@ -20,3 +20,14 @@ func permanent(err error) bool {
 	}
 	return !coordinator.Retryable(err)
 }
+
+// jobGone reports whether a job status check failed because the job no
+// longer exists for its token (403, 404, 410): it is over for us. (401 is
+// already "finished" in coordinator.JobStatus.)
+func jobGone(err error) bool {
+	switch statusOf(err) {
+	case 403, 404, 410:
+		return true
+	}
+	return false
+}

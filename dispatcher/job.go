@@ -288,11 +288,15 @@ func (d *Dispatcher) checkThen(j *job, next func(*job)) {
 			if j.gone || d.stopping {
 				return
 			}
-			if err == nil && jobOver(st) {
+			switch {
+			case err == nil && jobOver(st):
 				d.stopLaunch(j, st.Status)
 				return
-			}
-			if err != nil {
+			case jobGone(err):
+				j.log.WithError(err).Warn("the coordinator no longer knows this job's token; stopping its launch")
+				d.stopLaunch(j, "unknown")
+				return
+			case err != nil:
 				j.log.WithError(err).Debug("job status check failed; continuing the launch")
 			}
 			next(j)
@@ -441,6 +445,10 @@ func (d *Dispatcher) finishCheck(j *job) {
 				return
 			}
 			switch {
+			case jobGone(err):
+				j.log.WithError(err).Warn("the coordinator no longer knows this job's token; considering it over")
+				d.finished(j, "unknown")
+				return
 			case err != nil:
 				j.log.WithError(err).Debug("job status check failed")
 			case st.Finished:

@@ -86,3 +86,16 @@ func TestReconciliation(t *testing.T) {
 		})
 	}
 }
+
+func TestJobUnknownToCoordinatorIsReleased(t *testing.T) {
+	var launched launchedJobs
+	h := newHarness(t, harnessOpts{innerRunner: func(h *harness, s executors.JobSpec) { launched.add(s) }})
+	h.enqueue("")
+	h.start()
+	require.Eventually(t, func() bool { return launched.count() == 1 }, 10*time.Second, time.Millisecond)
+	h.gl.SetFault("/job", gitlabfake.Fault{ErrorRate: 1, Status: 404})
+	h.waitIdle(10 * time.Second)
+	require.Zero(t, h.cloud.Live(h.prefix()))
+	require.Zero(t, h.gl.Requests("/jobs/:id"), "nothing reported for a job the coordinator forgot")
+	h.requireInvariants()
+}
