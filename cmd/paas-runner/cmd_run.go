@@ -40,8 +40,7 @@ func loadDaemonConfig(c *cli.Context, path string) (*config.Config, error) {
 	if err == nil {
 		return cfg, nil
 	}
-	var ve *config.ValidationError
-	if errors.As(err, &ve) {
+	if ve, ok := errors.AsType[*config.ValidationError](err); ok {
 		for _, p := range ve.Problems {
 			fmt.Fprintf(c.App.ErrWriter, "%s: %v\n", path, p)
 		}
@@ -107,7 +106,7 @@ func runAction(c *cli.Context) error {
 	defer stop()
 	go func() {
 		defer close(handlerDone)
-		handleSignals(c, runCtx, path, d, reg, sigs, stop, force, notifier)
+		handleSignals(runCtx, c, path, d, reg, sigs, stop, force, notifier)
 	}()
 	go func() {
 		select {
@@ -127,7 +126,7 @@ func runAction(c *cli.Context) error {
 
 // handleSignals implements the daemon's signal semantics until ctx ends
 // for a reason other than the first stop signal.
-func handleSignals(c *cli.Context, ctx context.Context, path string, d *dispatcher.Dispatcher, reg prometheus.Gatherer,
+func handleSignals(ctx context.Context, c *cli.Context, path string, d *dispatcher.Dispatcher, reg prometheus.Gatherer,
 	sigs <-chan os.Signal, stop context.CancelFunc, force chan struct{}, notifier systemdNotifier,
 ) {
 	stopping := false

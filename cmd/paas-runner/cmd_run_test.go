@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -115,5 +114,5 @@ state_file = %q
 	raw, err := os.ReadFile(stateFile)
 	require.NoError(t, err)
 	require.NotContains(t, string(raw), token, "no runner token in the state file")
-	require.True(t, strings.Contains(string(raw), fmt.Sprint(job.ID)))
+	require.Contains(t, string(raw), fmt.Sprint(job.ID))
 }
