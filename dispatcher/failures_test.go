@@ -210,3 +210,29 @@ func TestCounterLeaks(t *testing.T) {
 		})
 	}
 }
+
+// TestResourceLeftByFailedProvisionIsDeleted: a provisioning that fails
+// without returning the resource it left (here: one already exists under
+// the job's name) does not leak it.
+func TestResourceLeftByFailedProvisionIsDeleted(t *testing.T) {
+	h := newHarness(t, harnessOpts{
+		fake: executortest.Options{Delays: map[executortest.Op]time.Duration{executortest.OpProvision: 50 * time.Millisecond}},
+	})
+	id := h.enqueue("")
+	h.start()
+	require.Eventually(t, func() bool { return h.fake.Calls(executortest.OpProvision) == 1 }, 10*time.Second, time.Millisecond)
+	// While our call is in flight, something creates the resource under
+	// the job's name: our Provision fails without returning it.
+	other := executortest.NewFake(h.cloud, h.runner, executortest.Options{})
+	p, err := executortest.NewJob(id)
+	require.NoError(t, err)
+	_, err = other.Provision(t.Context(), executors.JobSpec{Job: p, ResourceName: executors.ResourceName(h.runner, id)})
+	require.NoError(t, err)
+	h.waitJobs([]int64{id}, 10*time.Second, final)
+	j, _ := h.gl.Job(id)
+	require.Equal(t, gitlabfake.StateFailed, j.State)
+	h.waitIdle(10 * time.Second)
+	require.Zero(t, h.cloud.Live(h.prefix()))
+	require.Equal(t, 1, h.cloud.Decommissioned(h.prefix()), "deleted with the job")
+	h.requireInvariants()
+}

@@ -225,6 +225,10 @@ func (d *Dispatcher) provisioned(j *job, res executors.Resource, err error) {
 	if res != nil {
 		d.setResource(j, res, state.PhaseProvisioned)
 	}
+	if err != nil && res == nil && !d.stopping {
+		d.findAfterFailure(j, err)
+		return
+	}
 	if err != nil {
 		d.launchFailed(j, err, "", "")
 		return
@@ -236,6 +240,27 @@ func (d *Dispatcher) provisioned(j *job, res executors.Resource, err error) {
 	j.mainBackoff = 0
 	j.log.WithFields(logrus.Fields{"resource_id": res.ID(), "weight": res.Weight()}).Info("resource provisioned")
 	d.checkThen(j, d.launch)
+}
+
+// findAfterFailure looks, after a provisioning failure that returned no
+// resource, for one created under the job's name anyway (an executor that
+// failed late, a previous incarnation's call completing): it is recorded so
+// that it is deleted with the failed job instead of waiting for
+// reconciliation.
+func (d *Dispatcher) findAfterFailure(j *job, cause error) {
+	j.busy[laneMain] = true
+	ex, name, p := j.r.exec, j.rec.ResourceName, j.payload
+	d.op(classLaunch, func(ctx context.Context) func() {
+		res, err := ex.Adopt(ctx, name, p)
+		return func() {
+			j.busy[laneMain] = false
+			if err == nil && res != nil {
+				j.log.WithField("resource_id", res.ID()).Warn("provisioning failed but left a resource under the job's name; deleting it with the job")
+				d.setResource(j, res, state.PhaseProvisioned)
+			}
+			d.launchFailed(j, cause, "", "")
+		}
+	})
 }
 
 // setResource records the job's resource, corrects its weight in the
