@@ -45,13 +45,23 @@ func (sc scenario) run(t *testing.T, seed uint64) report {
 		sc.inject(w)
 	}
 	w.writeConfig(t, w.configTOML(defaultSettings()))
-	ids := w.enqueue(sc.jobs, runnerToken)
 	rng := rand.New(rand.NewPCG(seed, 7))
+	// The inner runner keeps each job running 0 to 300 ms, so that kills
+	// also land on running jobs.
+	w.setRunFor(func(id int64) time.Duration { return time.Duration(uint64(id)*2654435761%300) * time.Millisecond })
+	// Jobs arrive in batches, one per (re)start, so that every kill has
+	// work in flight.
+	batch := (sc.jobs + sc.kills) / (sc.kills + 1)
+	var ids []int64
+	enqueue := func() {
+		ids = append(ids, w.enqueue(min(batch, sc.jobs-len(ids)), runnerToken)...)
+	}
+	enqueue()
 	p := w.start(t)
 	killsDuring := 0
 	for range sc.kills {
-		// Random moment: 50 ms to 1.5 s after the (re)start.
-		d := 50*time.Millisecond + time.Duration(rng.Int64N(int64(1450*time.Millisecond)))
+		// Random moment: 50 ms to 1 s after the (re)start.
+		d := 50*time.Millisecond + time.Duration(rng.Int64N(int64(950*time.Millisecond)))
 		wait(t.Context(), d)
 		if !w.allFinal(ids) || len(w.cc.Live()) > 0 {
 			killsDuring++
@@ -59,7 +69,11 @@ func (sc scenario) run(t *testing.T, seed uint64) report {
 		p.signal(t, syscall.SIGKILL)
 		require.True(t, p.wait(30*time.Second), "runner did not die on SIGKILL")
 		require.False(t, p.exited() && p.cmd.ProcessState.Success(), "SIGKILLed runner exited 0")
+		enqueue()
 		p = w.start(t)
+	}
+	if len(ids) < sc.jobs {
+		ids = append(ids, w.enqueue(sc.jobs-len(ids), runnerToken)...)
 	}
 	if sc.heal != nil {
 		sc.heal(w)
@@ -91,9 +105,11 @@ func (sc scenario) run(t *testing.T, seed uint64) report {
 	// Let the runner forget the last finished jobs, then stop it
 	// gracefully: the state file is flushed on exit.
 	waitFor(t.Context(), 10*time.Second, func() bool { return w.trackedJobs(t) == 0 })
+	// A SIGTERM before the signal handlers are installed would kill it.
+	w.waitReady(t, p)
 	p.signal(t, syscall.SIGTERM)
 	require.True(t, p.wait(60*time.Second), "runner did not stop on SIGTERM")
-	require.True(t, p.cmd.ProcessState.Success(), "runner exit status after SIGTERM: %v", p.err)
+	require.True(t, p.cmd.ProcessState.Success(), "runner exit status after SIGTERM: %v; last output:\n%s", p.err, p.tail(15))
 	r := w.outcome(t, sc.name, ids)
 	r.lost = len(lost)
 	glTotal, glFaulted := w.glFaults.counts()

@@ -460,11 +460,18 @@ func (w *world) writeConfig(t *testing.T, content string) {
 	require.NoError(t, os.Rename(tmp, w.configPath()))
 }
 
+// readyLine is logged by the dispatcher once it runs (after the signal
+// handlers are installed).
+const readyLine = "runner configured"
+
 // process is one run of the paas-runner binary.
 type process struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error
+	cmd     *exec.Cmd
+	logPath string
+	// logOffset is the size of the log when the process started.
+	logOffset int
+	done      chan struct{}
+	err       error
 }
 
 // start runs `paas-runner run CONFIG`, appending its output to the log.
@@ -472,12 +479,15 @@ func (w *world) start(t *testing.T) *process {
 	t.Helper()
 	logf, err := os.OpenFile(w.logPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	require.NoError(t, err)
+	info, err := logf.Stat()
+	require.NoError(t, err)
+	offset := int(info.Size())
 	cmd := exec.Command(binary, "run", w.configPath())
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET=")
 	require.NoError(t, cmd.Start())
 	_ = logf.Close()
-	p := &process{cmd: cmd, done: make(chan struct{})}
+	p := &process{cmd: cmd, logPath: w.logPath(), logOffset: offset, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
 		close(p.done)
@@ -493,10 +503,37 @@ func (w *world) start(t *testing.T) *process {
 	return p
 }
 
-// signal sends sig to the process.
+// waitReady waits until the process has logged that its dispatcher runs:
+// it has restored its state and handles signals (a SIGTERM before that
+// kills it).
+func (w *world) waitReady(t *testing.T, p *process) {
+	t.Helper()
+	ok := waitFor(t.Context(), time.Minute, func() bool {
+		logs := w.logText(t)
+		return p.exited() || (len(logs) > p.logOffset && strings.Contains(logs[p.logOffset:], readyLine))
+	})
+	if !ok || p.exited() {
+		t.Fatalf("the runner did not get ready (exited: %v, %v); last output:\n%s", p.exited(), p.err, p.tail(20))
+	}
+}
+
+// signal sends sig to the process, which must still run.
 func (p *process) signal(t *testing.T, sig syscall.Signal) {
 	t.Helper()
+	if p.exited() {
+		t.Fatalf("the runner exited unexpectedly (%v); last output:\n%s", p.err, p.tail(20))
+	}
 	require.NoError(t, p.cmd.Process.Signal(sig))
+}
+
+// tail returns the last n lines the runners wrote.
+func (p *process) tail(n int) string {
+	data, err := os.ReadFile(p.logPath)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	return strings.Join(lines[max(len(lines)-n, 0):], "\n")
 }
 
 // wait waits for the process to exit within d; it reports whether it did.
