@@ -412,6 +412,10 @@ func (d *Dispatcher) watchTick(j *job) {
 			}
 			if terr != nil {
 				j.log.WithError(terr).Debug("read job log failed")
+				if c := statusOf(terr); (c == 401 || c == 403) && !j.r.watchRejected {
+					j.r.watchRejected = true
+					j.r.log.WithError(terr).Error("the paas_job_trace_watch token cannot read job logs: launches will time out (it needs an administrator token with read_api)")
+				}
 			}
 			if !d.clock.Now().Before(j.watchDeadline) {
 				timeout := j.r.watchTimeout()

@@ -23,12 +23,14 @@ type runner struct {
 	coord Coordinator
 	log   logrus.FieldLogger
 
-	removed   bool
-	polling   bool // a request is in flight
-	blocked   bool // last poll attempt was refused by the ledger
-	tooHeavy  bool // its largest job exceeds the whole quota (logged once)
-	maxWeight float64
-	maxKnown  bool
+	removed  bool
+	polling  bool // a request is in flight
+	blocked  bool // last poll attempt was refused by the ledger
+	tooHeavy bool // its largest job exceeds the whole quota (logged once)
+	// watchRejected: the trace-watch token was refused (logged once).
+	watchRejected bool
+	maxWeight     float64
+	maxKnown      bool
 
 	backoff      time.Duration
 	backoffUntil time.Time
