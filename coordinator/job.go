@@ -97,6 +97,9 @@ type JobFeatures struct {
 func ParseJob(raw []byte) (*Job, error) {
 	var j Job
 	if err := json.Unmarshal(raw, &j); err != nil {
+		if id, token, ok := jobIdentity(raw); ok {
+			return nil, &MalformedJobError{ID: id, Token: token, Err: err}
+		}
 		return nil, fmt.Errorf("decode job payload: %w", err)
 	}
 	if j.ID <= 0 {
@@ -117,4 +120,41 @@ func (j *Job) Variable(key string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// MalformedJobError is a job payload that could not be decoded although its
+// id and token could: the job was assigned to this runner and can still be
+// reported failed, with Err explaining why. Error never shows the token.
+type MalformedJobError struct {
+	ID    int64
+	Token config.Secret
+	Err   error
+}
+
+// Error implements error.
+func (e *MalformedJobError) Error() string {
+	return fmt.Sprintf("decode job payload of job %d: %v", e.ID, e.Err)
+}
+
+// Unwrap returns ErrMalformedJob and the decoding error.
+func (e *MalformedJobError) Unwrap() []error { return []error{ErrMalformedJob, e.Err} }
+
+// jobIdentity reads just the id and token of a payload whose full decoding
+// failed.
+func jobIdentity(raw []byte) (int64, config.Secret, bool) {
+	var head map[string]json.RawMessage
+	if json.Unmarshal(raw, &head) != nil {
+		return 0, "", false
+	}
+	var (
+		id    int64
+		token string
+	)
+	if json.Unmarshal(head["id"], &id) != nil || json.Unmarshal(head["token"], &token) != nil {
+		return 0, "", false
+	}
+	if id <= 0 || token == "" {
+		return 0, "", false
+	}
+	return id, config.Secret(token), true
 }

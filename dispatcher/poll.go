@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -175,13 +176,21 @@ func (d *Dispatcher) maybePoll(r *runner) {
 			werr error
 			serr error
 		)
+		if mj, ok := errors.AsType[*coordinator.MalformedJobError](err); ok {
+			// Assigned to us but undecodable: track it like a job whose
+			// flavor cannot be served, so it is reported failed with a
+			// readable line instead of hanging until GitLab times it out.
+			j, werr, err = malformedJob(mj), malformedJobError(mj), nil
+		}
 		if err == nil && j != nil {
 			// The coordinator now counts the job as ours: record it
 			// before anything else, so that a crash right now does not
 			// lose it (the owner completes the record).
 			store.Put(intentRecord(&rc, j, clock.Now()))
 			serr = store.Sync(ctx)
-			w, werr = ex.ExpectedWeight(ctx, j)
+			if werr == nil {
+				w, werr = ex.ExpectedWeight(ctx, j)
+			}
 		}
 		mw, mwErr := ex.MaxWeight(ctx)
 		return func() {
@@ -296,4 +305,25 @@ func (d *Dispatcher) logStatistics() {
 		return
 	}
 	d.log.Info("JSON statistics: " + string(b))
+}
+
+// malformedJob is the minimal job tracked for a payload that could not be
+// decoded: its id and token, and a payload holding only the id (the state
+// file must stay valid JSON).
+func malformedJob(mj *coordinator.MalformedJobError) *coordinator.Job {
+	return &coordinator.Job{
+		ID:    mj.ID,
+		Token: mj.Token,
+		Raw:   json.RawMessage(strconv.AppendInt([]byte(`{"id":`), mj.ID, 10)),
+	}
+}
+
+// malformedJobError is the failure reported for an undecodable payload.
+// The decoding error names fields and types, never values.
+func malformedJobError(mj *coordinator.MalformedJobError) error {
+	return &executors.JobError{
+		Public: "paas-runner could not read this job's definition sent by GitLab (" + mj.Err.Error() + "); it cannot run it",
+		Reason: coordinator.RunnerUnsupported,
+		Cause:  mj,
+	}
 }

@@ -57,6 +57,9 @@ type JobSpec struct {
 	// RepoURL overrides git_info.repo_url (default
 	// <scheme>://gitlab-ci-token:<job token>@<host>/<project>.git).
 	RepoURL string
+	// Mutate, when set, edits the payload (as decoded JSON) before it is
+	// served, e.g. to serve a malformed one.
+	Mutate func(payload map[string]any)
 }
 
 // Job is a snapshot of a job of the fake.
@@ -208,6 +211,9 @@ func (s *Server) payloadLocked(j *job) json.RawMessage {
 			"runner_system_failure", "missing_dependency_failure", "runner_unsupported", "job_execution_timeout",
 			"runner_configuration_error", "runner_external_dependency_failure", "runner_interrupted",
 		}},
+	}
+	if sp.Mutate != nil {
+		sp.Mutate(p)
 	}
 	b, _ := json.Marshal(p)
 	return b
