@@ -24,8 +24,8 @@ type AssembleOptions struct {
 	Version, Revision string
 	// Observer receives dispatcher events (metrics).
 	Observer Observer
-	// CoordinatorObserver is called for every coordinator request
-	// (metrics).
+	// CoordinatorObserver is called for every coordinator request, and
+	// every request executors make to their platform's API (metrics).
 	CoordinatorObserver coordinator.Observer
 	// CoordinatorTimeout bounds each coordinator request attempt (default
 	// the client's, 30 s).
@@ -108,8 +108,9 @@ func Assemble(cfg *config.Config, log logrus.FieldLogger, o AssembleOptions) (*D
 			Revision: o.Revision,
 		})
 		ex, err := executors.New(r, executors.Deps{
-			Logger:      log.WithFields(logrus.Fields{"runner": r.Label(), "executor": r.Executor}),
-			Coordinator: cl,
+			Logger:          log.WithFields(logrus.Fields{"runner": r.Label(), "executor": r.Executor}),
+			Coordinator:     cl,
+			RequestObserver: o.CoordinatorObserver,
 		})
 		if err != nil {
 			return nil, nil, fmt.Errorf("build executor of runner %q: %w", r.Label(), err)

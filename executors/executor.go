@@ -171,6 +171,10 @@ type Deps struct {
 	// Coordinator is the client of the runner's coordinator (multi-tenant
 	// group lookups).
 	Coordinator *coordinator.Client
+	// RequestObserver, when set, is told of every request the executor
+	// makes to its platform's API (metrics); same signature as
+	// coordinator.Observer.
+	RequestObserver coordinator.Observer
 }
 
 // Factory builds the Executor of one runner section.

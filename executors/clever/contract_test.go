@@ -1,6 +1,8 @@
 package clever_test
 
 import (
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -56,4 +58,27 @@ func TestRegistered(t *testing.T) {
 	r.CCToken = ""
 	_, err = cleverexec.New(r, cleverexec.Options{})
 	require.Error(t, err, "single tenant without cc_token")
+}
+
+// The registry wires the daemon's request observer into the Clever client,
+// so Clever API calls show up in the metrics.
+func TestRegisteredObservesRequests(t *testing.T) {
+	fake := clevertest.New(t, clevertest.WithoutGit())
+	r := newRunner(fake)
+	var (
+		mu    sync.Mutex
+		calls []string
+	)
+	obs := func(api, endpoint string, status int, _ time.Duration) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls = append(calls, fmt.Sprintf("%s %s %d", api, endpoint, status))
+	}
+	ex, err := executors.New(r, executors.Deps{RequestObserver: obs})
+	require.NoError(t, err)
+	_, err = ex.MaxWeight(t.Context())
+	require.NoError(t, err)
+	mu.Lock()
+	defer mu.Unlock()
+	require.Contains(t, calls, "clever /products/flavors 200")
 }

@@ -24,6 +24,9 @@ func init() {
 		if deps.Coordinator != nil {
 			opts.Groups = deps.Coordinator
 		}
+		if deps.RequestObserver != nil {
+			opts.Client.Observer = clever.Observer(deps.RequestObserver)
+		}
 		return New(r, opts)
 	})
 }
