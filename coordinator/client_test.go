@@ -3,6 +3,7 @@ package coordinator_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -177,7 +178,7 @@ func TestRequestJobBody(t *testing.T) {
 	require.Equal(t, "paas-runner", first.Info.Name)
 	require.Equal(t, "1.2.3", first.Info.Version)
 	require.Equal(t, "docker", first.Info.Executor)
-	require.False(t, first.Info.Features["two_phase_job_commit"])
+	require.True(t, first.Info.Features["two_phase_job_commit"])
 	require.True(t, first.Info.Features["trace_checksum"])
 	require.True(t, first.Info.Features["return_exit_code"])
 	require.Contains(t, first.Info.Features, "cancel_gracefully")
@@ -247,14 +248,85 @@ func TestContextAndNetworkErrors(t *testing.T) {
 	require.NotContains(t, err.Error(), runnerToken)
 }
 
-// acquire enqueues a job and acquires it through the client.
+// acquire enqueues a job and acquires it through the client, accepting it
+// (two-phase commit) as a runner does.
 func acquire(t *testing.T, e *env) *coordinator.Job {
 	t.Helper()
 	e.fake.Enqueue(gitlabfake.JobSpec{})
 	job, err := e.c.RequestJob(t.Context())
 	require.NoError(t, err)
 	require.NotNil(t, job)
+	require.NoError(t, e.c.AcceptJob(t.Context(), job.ID, job.Token))
 	return job
+}
+
+func TestAcceptJob(t *testing.T) {
+	tests := []struct {
+		name string
+		// prepare acts on the acquired, not yet accepted job.
+		prepare     func(t *testing.T, e *env, j *coordinator.Job)
+		token       config.Secret // "" = the job's own
+		statuses    []int         // forced answers of PUT /jobs/:id
+		wantErr     bool
+		notAccepted bool
+		retryable   bool
+		wantState   string
+		requests    int
+	}{
+		{name: "200 accepted", wantState: gitlabfake.StateRunning, requests: 1},
+		{name: "already running: keep-alive 200", prepare: func(t *testing.T, e *env, j *coordinator.Job) {
+			require.NoError(t, e.c.AcceptJob(t.Context(), j.ID, j.Token))
+		}, wantState: gitlabfake.StateRunning, requests: 2},
+		{name: "5xx retried then accepted", statuses: []int{502, 503}, wantState: gitlabfake.StateRunning, requests: 3},
+		{name: "403 canceled", prepare: func(t *testing.T, e *env, j *coordinator.Job) {
+			require.NoError(t, e.fake.Cancel(j.ID))
+		}, wantErr: true, notAccepted: true, wantState: gitlabfake.StateCanceled, requests: 1},
+		{name: "403 failed", prepare: func(t *testing.T, e *env, j *coordinator.Job) {
+			require.NoError(t, e.c.FailJob(t.Context(), j.ID, j.Token, coordinator.RunnerSystemFailure, 1))
+		}, wantErr: true, notAccepted: true, wantState: gitlabfake.StateFailed, requests: 2},
+		{name: "403 success", prepare: func(t *testing.T, e *env, j *coordinator.Job) {
+			require.NoError(t, e.c.AcceptJob(t.Context(), j.ID, j.Token))
+			require.NoError(t, e.fake.SimulateRun(j.ID, "ok\n", gitlabfake.StateSuccess))
+		}, wantErr: true, notAccepted: true, wantState: gitlabfake.StateSuccess, requests: 2},
+		{name: "403 wrong token", token: "glcbt-not-this-job", wantErr: true, notAccepted: true, wantState: gitlabfake.StatePending, requests: 1},
+		{name: "409 another manager holds it", statuses: []int{409}, wantErr: true, notAccepted: true, wantState: gitlabfake.StatePending, requests: 1},
+		{name: "5xx exhausted", statuses: []int{500, 500, 500, 500, 500}, wantErr: true, retryable: true, wantState: gitlabfake.StatePending, requests: 5},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, gitlabfake.Options{TraceUpdateInterval: -1}, nil)
+			e.fake.Enqueue(gitlabfake.JobSpec{})
+			job, err := e.c.RequestJob(t.Context())
+			require.NoError(t, err)
+			require.NotNil(t, job)
+			snap, _ := e.fake.Job(job.ID)
+			require.Equal(t, gitlabfake.StatePending, snap.State, "two_phase_job_commit: pending until accepted")
+			if tc.prepare != nil {
+				tc.prepare(t, e, job)
+			}
+			e.fake.SetFault("/jobs/:id", gitlabfake.Fault{Statuses: tc.statuses})
+			tok := job.Token
+			if tc.token != "" {
+				tok = tc.token
+			}
+			err = e.c.AcceptJob(t.Context(), job.ID, tok)
+			if tc.wantErr {
+				require.Error(t, err)
+			} else {
+				require.NoError(t, err)
+			}
+			require.Equal(t, tc.notAccepted, errors.Is(err, coordinator.ErrJobNotAccepted))
+			require.Equal(t, tc.retryable, coordinator.Retryable(err))
+			require.Equal(t, tc.requests, e.fake.Requests("/jobs/:id"))
+			snap, _ = e.fake.Job(job.ID)
+			require.Equal(t, tc.wantState, snap.State)
+			rec := e.fake.Recorded("/jobs/:id")
+			var body map[string]any
+			require.NoError(t, json.Unmarshal(rec[len(rec)-1].Body, &body))
+			require.Equal(t, map[string]any{"token": tok.Reveal(), "state": "running"}, body)
+			e.requireNoSecrets(t, []string{runnerToken, job.Token.Reveal()}, err)
+		})
+	}
 }
 
 func TestJobStatus(t *testing.T) {
@@ -344,16 +416,16 @@ func TestFailJob(t *testing.T) {
 	job := acquire(t, e)
 	err := e.c.FailJob(t.Context(), job.ID, job.Token, "job failed to launch", 103)
 	require.ErrorIs(t, err, coordinator.ErrInvalidFailureReason)
-	require.Zero(t, e.fake.Requests("/jobs/:id"), "rejected before any request")
+	require.Equal(t, 1, e.fake.Requests("/jobs/:id"), "rejected before any request (1 = the accept)")
 
 	require.NoError(t, e.c.FailJob(t.Context(), job.ID, job.Token, coordinator.RunnerSystemFailure, 103))
-	require.Equal(t, 3, e.fake.Requests("/jobs/:id"), "two 202 then 200")
+	require.Equal(t, 1+3, e.fake.Requests("/jobs/:id"), "the accept, then two 202 then 200")
 	snap, _ := e.fake.Job(job.ID)
 	require.Equal(t, gitlabfake.StateFailed, snap.State)
 	require.Equal(t, "runner_system_failure", snap.FailureReason)
 	require.Equal(t, 103, snap.ExitCode)
 	var body map[string]any
-	require.NoError(t, json.Unmarshal(e.fake.Recorded("/jobs/:id")[0].Body, &body))
+	require.NoError(t, json.Unmarshal(e.fake.Recorded("/jobs/:id")[1].Body, &body))
 	require.Equal(t, map[string]any{"token": job.Token.Reveal(), "state": "failed", "failure_reason": "runner_system_failure", "exit_code": float64(103)}, body)
 
 	// Already over: 403 with Job-Status failed is not an error.

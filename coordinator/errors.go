@@ -21,6 +21,12 @@ const maxErrorBody = 512
 // because the job is over: its Job-Status is neither running nor canceling.
 var ErrJobNotRunning = errors.New("job is not running any more")
 
+// ErrJobNotAccepted means the coordinator refused the two-phase accept of
+// a job (AcceptJob): 403 (over, canceled, token unknown), 404 or 409
+// (another runner manager holds it, or it went back to the queue). The job
+// is not this runner's; it must be dropped without any report.
+var ErrJobNotAccepted = errors.New("job not accepted by the coordinator")
+
 // ErrAttemptTimeout means one attempt of a request exceeded
 // Options.Timeout while the caller's context was still live; it is
 // transient.
@@ -122,7 +128,7 @@ func Retryable(err error) bool {
 	if _, ok := errors.AsType[*TraceRangeError](err); ok {
 		return false
 	}
-	if errors.Is(err, ErrMalformedJob) || errors.Is(err, ErrJobNotRunning) || errors.Is(err, ErrInvalidFailureReason) {
+	if errors.Is(err, ErrMalformedJob) || errors.Is(err, ErrJobNotRunning) || errors.Is(err, ErrJobNotAccepted) || errors.Is(err, ErrInvalidFailureReason) {
 		return false
 	}
 	if ue, ok := errors.AsType[*url.Error](err); ok {

@@ -16,8 +16,10 @@ import (
 )
 
 // DefaultFeatures returns the info.features paas-runner advertises: what its
-// inner runners honour. two_phase_job_commit is false (a job is running as
-// soon as it is acquired); cancel_gracefully and cancelable are false because
+// inner runners honour. two_phase_job_commit is true: an acquired job stays
+// pending on the coordinator until AcceptJob (PUT state=running), so that a
+// crash between the acquisition and the durable record of it leaves the job
+// to be re-queued by the coordinator instead of lost; cancel_gracefully and cancelable are false because
 // a job may be canceled while its host is still provisioning, with nobody
 // to run after_script; session/terminal are not reachable through a PaaS.
 func DefaultFeatures() map[string]bool {
@@ -29,7 +31,7 @@ func DefaultFeatures() map[string]bool {
 		"multi_build_steps": true, "trace_reset": true, "trace_checksum": true, "trace_size": true,
 		"vault_secrets": false, "cancelable": false, "return_exit_code": true, "service_variables": true,
 		"service_multiple_aliases": true, "image_executor_opts": true, "service_executor_opts": true,
-		"cancel_gracefully": false, "native_steps_integration": false, "two_phase_job_commit": false,
+		"cancel_gracefully": false, "native_steps_integration": false, "two_phase_job_commit": true,
 		"job_inputs": false,
 	}
 }
@@ -238,6 +240,36 @@ type jobUpdate struct {
 	State         string `json:"state"`
 	FailureReason string `json:"failure_reason,omitempty"`
 	ExitCode      int    `json:"exit_code,omitempty"`
+}
+
+// AcceptJob is the second phase of two-phase job commit: it tells the
+// coordinator that the runner takes the job it was assigned (PUT /jobs/:id
+// with state=running and the job token), which moves it from pending to
+// running. Transient failures are retried like every call. A 403 (the job
+// is over, canceled or its token unknown, Job-Status says which), a 404 or a
+// 409 (another runner manager holds it, or it was re-queued) returns an
+// error wrapping ErrJobNotAccepted: the job is not ours, drop it. A 200 is
+// accepted whatever its Job-Status (running, or canceling: the status
+// checks stop it).
+func (c *Client) AcceptJob(ctx context.Context, jobID int64, jobToken config.Secret) error {
+	resp, err := c.Do(ctx, &Request{
+		Method: http.MethodPut, Path: fmt.Sprintf("/jobs/%d", jobID), Endpoint: "/jobs/:id",
+		JSON:     jobUpdate{Token: jobToken.Reveal(), State: "running"},
+		JobToken: jobToken,
+	})
+	if err != nil {
+		if resp != nil {
+			switch resp.StatusCode {
+			case http.StatusForbidden, http.StatusNotFound, http.StatusConflict:
+				return fmt.Errorf("accept job %d: %w (job status %q): %w", jobID, ErrJobNotAccepted, resp.Header.Get("Job-Status"), err)
+			}
+		}
+		return fmt.Errorf("accept job %d: %w", jobID, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("accept job %d: unexpected answer HTTP %d", jobID, resp.StatusCode)
+	}
+	return nil
 }
 
 // maxAcceptedRepeats bounds how many 202 answers FailJob re-sends after.

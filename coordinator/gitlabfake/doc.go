@@ -4,7 +4,11 @@
 // glrt- authentication tokens, runner managers by system_id), a per-runner
 // job queue with the X-GitLab-Last-Update protocol, realistic job payloads,
 // the pending → running → success/failed/canceled state machine with
-// cancellation, job-token checks, trace storage with Content-Range/Range/416
+// cancellation, two-phase job commit (a request that advertises
+// two_phase_job_commit gets the job assigned but still pending; PUT
+// state=running accepts it; one not accepted within Options.AcceptTimeout
+// goes back to the queue with the same id and job token, counted in
+// Job.Requeued), job-token checks, trace storage with Content-Range/Range/416
 // semantics, the final PUT with Job-Status and optional 202s, GET /job, the
 // admin read API (project jobs, traces, groups and their custom attributes),
 // request counters per endpoint template and fault knobs (error rate,

@@ -64,9 +64,12 @@ type JobSpec struct {
 
 // Job is a snapshot of a job of the fake.
 type Job struct {
-	ID            int64
-	Token         string
-	RunnerToken   string // runner that acquired it ("" while pending)
+	ID    int64
+	Token string
+	// RunnerToken is the runner that acquired it ("" while in the queue).
+	// A pending job with a RunnerToken is assigned to that runner and
+	// awaits its two-phase accept.
+	RunnerToken   string
 	ProjectID     int64
 	State         string
 	FailureReason string
@@ -80,6 +83,14 @@ type Job struct {
 	OutputMismatch string
 	// CancelGracefully is what the acquiring request advertised.
 	CancelGracefully bool
+	// TwoPhase is whether the acquiring request advertised
+	// two_phase_job_commit: the job then stays pending until the runner's
+	// PUT state=running.
+	TwoPhase bool
+	// Requeued counts how many times the job went back to the queue
+	// because its two-phase accept did not come within
+	// Options.AcceptTimeout. It keeps its id and job token.
+	Requeued int
 }
 
 type job struct {
@@ -87,6 +98,38 @@ type job struct {
 	spec      JobSpec
 	accepted  int // 202 answers given to final PUTs
 	traceSeen bool
+	// assignment counts assignments; the accept timer of an earlier one
+	// does nothing.
+	assignment  int
+	acceptTimer *time.Timer
+}
+
+// awaitingAccept reports whether j is assigned but not yet accepted
+// (two-phase commit).
+func (j *job) awaitingAccept() bool { return j.State == StatePending && j.RunnerToken != "" }
+
+// armAcceptLocked (re)starts the accept timeout of the current assignment:
+// when it expires with the job still awaiting its accept, the job goes back
+// to the queue.
+func (s *Server) armAcceptLocked(j *job) {
+	if j.acceptTimer != nil {
+		j.acceptTimer.Stop()
+	}
+	gen := j.assignment
+	j.acceptTimer = time.AfterFunc(s.opts.AcceptTimeout, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if j.assignment != gen || !j.awaitingAccept() {
+			return
+		}
+		j.RunnerToken = ""
+		j.TwoPhase = false
+		j.Requeued++
+		for _, rn := range s.runners {
+			rn.queueVersion = randomHex(16)
+		}
+		s.notifyLocked()
+	})
 }
 
 func (j *job) snapshot() Job {
@@ -386,12 +429,18 @@ func (s *Server) requestJob(w http.ResponseWriter, r *http.Request, _ params, bo
 		}
 		for _, id := range s.order {
 			j := s.jobs[id]
-			if j.State != StatePending || (j.spec.RunnerToken != "" && j.spec.RunnerToken != tok) {
+			if j.State != StatePending || j.RunnerToken != "" || (j.spec.RunnerToken != "" && j.spec.RunnerToken != tok) {
 				continue
 			}
-			j.State = StateRunning
 			j.RunnerToken = tok
+			j.assignment++
 			j.CancelGracefully = feats.Features["cancel_gracefully"]
+			j.TwoPhase = feats.Features["two_phase_job_commit"]
+			if j.TwoPhase {
+				s.armAcceptLocked(j)
+			} else {
+				j.State = StateRunning
+			}
 			payload := slices.Clone(j.Payload)
 			s.notifyLocked()
 			s.mu.Unlock()
@@ -410,6 +459,13 @@ func (s *Server) requestJob(w http.ResponseWriter, r *http.Request, _ params, bo
 // jobByTokenLocked checks the job token of a job-token call on job id.
 // It writes the error answer and returns nil when the call is refused.
 func (s *Server) jobForUpdateLocked(w http.ResponseWriter, id int64, token string) *job {
+	return s.jobForCallLocked(w, id, token, false)
+}
+
+// jobForCallLocked is jobForUpdateLocked; pending lets a job assigned but
+// not yet accepted through (PUT of a two-phase job), and answers 409 for a
+// pending job in the queue (its assignment expired or is another's).
+func (s *Server) jobForCallLocked(w http.ResponseWriter, id int64, token string, pending bool) *job {
 	j := s.jobs[id]
 	if j == nil {
 		writeJSON(w, http.StatusNotFound, msg("404 Not Found"))
@@ -419,6 +475,14 @@ func (s *Server) jobForUpdateLocked(w http.ResponseWriter, id int64, token strin
 		w.Header().Set("Job-Status", j.State)
 		writeJSON(w, http.StatusForbidden, msg("403 Forbidden - invalid job token"))
 		return nil
+	}
+	if pending && j.State == StatePending {
+		if j.RunnerToken == "" {
+			w.Header().Set("Job-Status", j.State)
+			writeJSON(w, http.StatusConflict, msg("409 Conflict - job is not assigned to this runner"))
+			return nil
+		}
+		return j
 	}
 	if !j.active() {
 		w.Header().Set("Job-Status", j.State)
@@ -444,7 +508,7 @@ func (s *Server) updateJob(w http.ResponseWriter, r *http.Request, pp params, bo
 	p := bodyParams(r, body)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	j := s.jobForUpdateLocked(w, id, jobToken(r, p))
+	j := s.jobForCallLocked(w, id, jobToken(r, p), true)
 	if j == nil {
 		return
 	}
@@ -454,6 +518,23 @@ func (s *Server) updateJob(w http.ResponseWriter, r *http.Request, pp params, bo
 	state := str(p, "state")
 	switch state {
 	case StateRunning:
+		if j.awaitingAccept() {
+			// Two-phase accept.
+			j.acceptTimer.Stop()
+			j.State = StateRunning
+		}
+		w.Header().Set("Job-Status", j.State)
+		writeJSON(w, http.StatusOK, 200)
+		return
+	case StatePending:
+		// Two-phase keep-alive while preparing: the accept timeout
+		// restarts; a job already running cannot go back.
+		if !j.awaitingAccept() {
+			w.Header().Set("Job-Status", j.State)
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "job is not pending"})
+			return
+		}
+		s.armAcceptLocked(j)
 		w.Header().Set("Job-Status", j.State)
 		writeJSON(w, http.StatusOK, 200)
 		return
@@ -481,6 +562,9 @@ func (s *Server) updateJob(w http.ResponseWriter, r *http.Request, pp params, bo
 		j.OutputMismatch = fmt.Sprintf("checksum %s, stored trace has %s", out.Checksum, want)
 	} else if out.Bytesize != nil && *out.Bytesize != int64(len(j.Trace)) {
 		j.OutputMismatch = fmt.Sprintf("bytesize %d, stored trace has %d", *out.Bytesize, len(j.Trace))
+	}
+	if j.acceptTimer != nil {
+		j.acceptTimer.Stop()
 	}
 	if j.State == StateCanceling {
 		j.State = StateCanceled
@@ -564,7 +648,7 @@ func (s *Server) currentJob(w http.ResponseWriter, r *http.Request, _ params, _ 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, j := range s.jobs {
-		if tok != "" && j.Token == tok && j.active() {
+		if tok != "" && j.Token == tok && (j.active() || j.awaitingAccept()) {
 			writeJSON(w, http.StatusOK, jobJSON(j))
 			return
 		}

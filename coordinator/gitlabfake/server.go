@@ -23,6 +23,8 @@ import (
 const (
 	DefaultAdminToken        = "glpat-fake-admin-token"
 	DefaultRegistrationToken = "GR1348941fake-registration-token"
+	// DefaultAcceptTimeout is the default Options.AcceptTimeout.
+	DefaultAcceptTimeout = 30 * time.Second
 )
 
 // Options configure a Server. The zero value is usable.
@@ -47,6 +49,11 @@ type Options struct {
 	// LongPoll, when positive, holds POST /jobs/request whose last_update
 	// is current for up to this long (Workhorse long polling).
 	LongPoll time.Duration
+	// AcceptTimeout is how long a job acquired by a request that
+	// advertised two_phase_job_commit stays assigned (pending) waiting for
+	// the runner's PUT state=running before it goes back to the queue
+	// (default DefaultAcceptTimeout).
+	AcceptTimeout time.Duration
 	// Seed seeds the fault-injection random source (0: random).
 	Seed uint64
 }
@@ -112,6 +119,9 @@ func New(opts Options) *Server {
 		opts.TraceUpdateInterval = 3
 	case opts.TraceUpdateInterval < 0:
 		opts.TraceUpdateInterval = 0
+	}
+	if opts.AcceptTimeout <= 0 {
+		opts.AcceptTimeout = DefaultAcceptTimeout
 	}
 	seed := opts.Seed
 	if seed == 0 {

@@ -361,3 +361,101 @@ func TestListenAndServe(t *testing.T) {
 	cancel()
 	require.NoError(t, <-done)
 }
+
+func TestTwoPhaseCommit(t *testing.T) {
+	const accept = 200 * time.Millisecond
+	twoPhase := map[string]any{"features": map[string]bool{"two_phase_job_commit": true}}
+	tests := []struct {
+		name string
+		// act runs on the job just acquired with two_phase_job_commit.
+		act       func(t *testing.T, s *gitlabfake.Server, j gitlabfake.Job)
+		wantState string
+		requeued  int
+	}{
+		{name: "accepted by PUT running", act: func(t *testing.T, s *gitlabfake.Server, j gitlabfake.Job) {
+			resp, _ := do(t, s, call{method: "PUT", path: fmt.Sprintf("/jobs/%d", j.ID), json: map[string]any{"token": j.Token, "state": "running"}})
+			require.Equal(t, 200, resp.StatusCode)
+			require.Equal(t, "running", resp.Header.Get("Job-Status"))
+			resp, _ = do(t, s, call{method: "PUT", path: fmt.Sprintf("/jobs/%d", j.ID), json: map[string]any{"token": j.Token, "state": "running"}})
+			require.Equal(t, 200, resp.StatusCode, "PUT running on a running job is a keep-alive")
+			resp, _ = do(t, s, call{method: "PUT", path: fmt.Sprintf("/jobs/%d", j.ID), json: map[string]any{"token": j.Token, "state": "pending"}})
+			require.Equal(t, 400, resp.StatusCode, "a running job cannot go back to pending")
+		}, wantState: gitlabfake.StateRunning},
+		{name: "pending keep-alive then accepted", act: func(t *testing.T, s *gitlabfake.Server, j gitlabfake.Job) {
+			resp, _ := do(t, s, call{method: "PUT", path: fmt.Sprintf("/jobs/%d", j.ID), json: map[string]any{"token": j.Token, "state": "pending"}})
+			require.Equal(t, 200, resp.StatusCode)
+			require.Equal(t, "pending", resp.Header.Get("Job-Status"))
+			resp, _ = do(t, s, call{method: "PUT", path: fmt.Sprintf("/jobs/%d", j.ID), json: map[string]any{"token": j.Token, "state": "running"}})
+			require.Equal(t, 200, resp.StatusCode)
+		}, wantState: gitlabfake.StateRunning},
+		{name: "failed without ever running", act: func(t *testing.T, s *gitlabfake.Server, j gitlabfake.Job) {
+			resp, _ := do(t, s, call{method: "PUT", path: fmt.Sprintf("/jobs/%d", j.ID), json: map[string]any{"token": j.Token, "state": "failed", "failure_reason": "runner_system_failure"}})
+			require.Equal(t, 200, resp.StatusCode)
+		}, wantState: gitlabfake.StateFailed},
+		{name: "no trace before the accept", act: func(t *testing.T, s *gitlabfake.Server, j gitlabfake.Job) {
+			resp, _ := do(t, s, call{method: "PATCH", path: fmt.Sprintf("/jobs/%d/trace", j.ID), raw: "x", header: map[string]string{"JOB-TOKEN": j.Token, "Content-Range": "0-0"}})
+			require.Equal(t, 403, resp.StatusCode)
+			require.Equal(t, "pending", resp.Header.Get("Job-Status"))
+			resp, _ = do(t, s, call{method: "PUT", path: fmt.Sprintf("/jobs/%d", j.ID), json: map[string]any{"token": j.Token, "state": "running"}})
+			require.Equal(t, 200, resp.StatusCode)
+		}, wantState: gitlabfake.StateRunning},
+		{name: "canceled before the accept", act: func(t *testing.T, s *gitlabfake.Server, j gitlabfake.Job) {
+			require.NoError(t, s.Cancel(j.ID))
+			resp, _ := do(t, s, call{method: "PUT", path: fmt.Sprintf("/jobs/%d", j.ID), json: map[string]any{"token": j.Token, "state": "running"}})
+			require.Equal(t, 403, resp.StatusCode)
+			require.Equal(t, "canceled", resp.Header.Get("Job-Status"))
+		}, wantState: gitlabfake.StateCanceled},
+		{name: "not accepted in time: re-queued, then served again", act: func(t *testing.T, s *gitlabfake.Server, j gitlabfake.Job) {
+			got, err := s.WaitJob(t.Context(), j.ID, func(j gitlabfake.Job) bool { return j.Requeued == 1 })
+			require.NoError(t, err)
+			require.Empty(t, got.RunnerToken, "back in the queue")
+			resp, _ := do(t, s, call{method: "GET", path: "/job", header: map[string]string{"JOB-TOKEN": j.Token}})
+			require.Equal(t, 401, resp.StatusCode, "a queued job's token works nowhere")
+			resp, _ = do(t, s, call{method: "PUT", path: fmt.Sprintf("/jobs/%d", j.ID), json: map[string]any{"token": j.Token, "state": "running"}})
+			require.Equal(t, 409, resp.StatusCode, "a late accept of a re-queued job")
+			resp, body := do(t, s, call{method: "POST", path: "/jobs/request", json: map[string]any{"token": "glrt-2pc", "info": twoPhase}})
+			require.Equal(t, 201, resp.StatusCode)
+			again, err := coordinator.ParseJob(body)
+			require.NoError(t, err)
+			require.Equal(t, j.ID, again.ID, "same job id")
+			require.Equal(t, j.Token, again.Token.Reveal(), "same job token")
+			resp, _ = do(t, s, call{method: "PUT", path: fmt.Sprintf("/jobs/%d", j.ID), json: map[string]any{"token": j.Token, "state": "running"}})
+			require.Equal(t, 200, resp.StatusCode)
+		}, wantState: gitlabfake.StateRunning, requeued: 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := start(t, gitlabfake.Options{AcceptTimeout: accept, TraceUpdateInterval: -1})
+			s.AddRunner("glrt-2pc")
+			queued := s.Enqueue(gitlabfake.JobSpec{})
+			resp, _ := do(t, s, call{method: "POST", path: "/jobs/request", json: map[string]any{"token": "glrt-2pc", "info": twoPhase}})
+			require.Equal(t, 201, resp.StatusCode)
+			got, _ := s.Job(queued.ID)
+			require.Equal(t, gitlabfake.StatePending, got.State, "assigned, still pending")
+			require.Equal(t, "glrt-2pc", got.RunnerToken)
+			require.True(t, got.TwoPhase)
+			resp, body := do(t, s, call{method: "GET", path: "/job", header: map[string]string{"JOB-TOKEN": queued.Token}})
+			require.Equal(t, 200, resp.StatusCode)
+			require.Contains(t, string(body), `"status":"pending"`)
+			resp, _ = do(t, s, call{method: "POST", path: "/jobs/request", json: map[string]any{"token": "glrt-2pc", "info": twoPhase}})
+			require.Equal(t, 204, resp.StatusCode, "an assigned job is not served twice")
+
+			tc.act(t, s, queued)
+			got, _ = s.Job(queued.ID)
+			require.Equal(t, tc.wantState, got.State)
+			require.Equal(t, tc.requeued, got.Requeued)
+		})
+	}
+}
+
+func TestWithoutTwoPhaseRunningAtOnce(t *testing.T) {
+	s := start(t, gitlabfake.Options{AcceptTimeout: time.Millisecond})
+	s.AddRunner("glrt-1pc")
+	queued := s.Enqueue(gitlabfake.JobSpec{})
+	resp, _ := do(t, s, call{method: "POST", path: "/jobs/request", json: map[string]any{"token": "glrt-1pc", "info": map[string]any{"features": map[string]bool{"two_phase_job_commit": false}}}})
+	require.Equal(t, 201, resp.StatusCode)
+	got, _ := s.Job(queued.ID)
+	require.Equal(t, gitlabfake.StateRunning, got.State)
+	require.False(t, got.TwoPhase)
+	require.Zero(t, got.Requeued)
+}
