@@ -80,6 +80,12 @@ type Job struct {
 	// (paas_finished_jobs_keep_resources, paas_decommission_launch_failures
 	// = false): tracked, not deleted, not counted in the quota.
 	KeepResource bool `json:"keep_resource,omitempty"`
+	// AcceptPending marks a job acquired with two-phase job commit whose
+	// accept (PUT state=running) is not known to have reached the
+	// coordinator: the record was made durable first, so a restart accepts
+	// it (or drops it if the coordinator gave it back to the queue). Records
+	// without the field (older files, jobs accepted) count as accepted.
+	AcceptPending bool `json:"accept_pending,omitempty"`
 }
 
 // Key returns the job's key.
