@@ -175,9 +175,17 @@ func TestCounterLeaks(t *testing.T) {
 			var h *harness
 			o := harnessOpts{fake: tc.fake, mutate: tc.mutate, refJobs: 6}
 			if tc.vanish {
+				// The job ends, then its resource disappears on its own
+				// before the dispatcher deletes it: the deletion finds it
+				// gone and the quota is released exactly once. (Vanishing
+				// first would race with the liveness check, which rightly
+				// fails a running job whose resource is gone.)
 				o.innerRunner = func(h *harness, spec executors.JobSpec) {
-					h.cloud.Vanish(spec.ResourceName)
-					succeedSoon(h, spec)
+					id := spec.Job.ID
+					go func() {
+						_ = h.gl.SimulateRun(id, "Running on a fresh host\n", gitlabfake.StateSuccess)
+						h.cloud.Vanish(spec.ResourceName)
+					}()
 				}
 			}
 			h = newHarness(t, o)
