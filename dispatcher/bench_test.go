@@ -48,6 +48,8 @@ func (m *memCoordinator) AppendTrace(_ context.Context, _ int64, _ config.Secret
 	return off + int64(len(data)), nil
 }
 
+func (m *memCoordinator) AcceptJob(context.Context, int64, config.Secret) error { return nil }
+
 func (m *memCoordinator) FailJob(context.Context, int64, config.Secret, coordinator.FailureReason, int) error {
 	return nil
 }

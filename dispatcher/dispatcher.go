@@ -22,8 +22,14 @@ import (
 // calls. Implementations must be safe for concurrent use; every method
 // honours ctx and has its own per-request timeout.
 type Coordinator interface {
-	// RequestJob acquires a job: (nil, nil) when there is none.
+	// RequestJob acquires a job: (nil, nil) when there is none. With
+	// two-phase job commit the job stays pending on the coordinator until
+	// AcceptJob.
 	RequestJob(ctx context.Context) (*coordinator.Job, error)
+	// AcceptJob accepts an acquired job (two-phase commit, PUT
+	// state=running); an error wrapping coordinator.ErrJobNotAccepted means
+	// the job is not ours (canceled, re-queued, held by another manager).
+	AcceptJob(ctx context.Context, jobID int64, jobToken config.Secret) error
 	// JobStatus says whether the job is over (job token).
 	JobStatus(ctx context.Context, jobToken config.Secret) (coordinator.JobState, error)
 	// AppendTrace writes data into the job log at offset (resyncing on

@@ -13,6 +13,7 @@ import (
 	"gitlab.com/paas-runner/paas-runner/config"
 	"gitlab.com/paas-runner/paas-runner/coordinator"
 	"gitlab.com/paas-runner/paas-runner/executors"
+	"gitlab.com/paas-runner/paas-runner/state"
 )
 
 // runner is the owner's view of one [[runners]] section.
@@ -183,9 +184,11 @@ func (d *Dispatcher) maybePoll(r *runner) {
 			j, werr, err = malformedJob(mj), malformedJobError(mj), nil
 		}
 		if err == nil && j != nil {
-			// The coordinator now counts the job as ours: record it
-			// before anything else, so that a crash right now does not
-			// lose it (the owner completes the record).
+			// Two-phase commit: the coordinator assigned the job but
+			// holds it pending until we accept it. Record it durably
+			// first, then accept (owner): a crash before the accept leaves
+			// the job to be re-queued by the coordinator, one after it
+			// finds the record (the owner completes it).
 			store.Put(intentRecord(&rc, j, clock.Now()))
 			serr = store.Sync(ctx)
 			if werr == nil {
@@ -199,7 +202,8 @@ func (d *Dispatcher) maybePoll(r *runner) {
 				r.maxWeight = mw
 			}
 			if serr != nil {
-				r.log.WithError(serr).Error("persisting an acquired job failed; a crash now would lose it")
+				d.notPersisted(r, j, serr)
+				j = nil
 			}
 			d.polled(r, j, err, w, werr)
 		}
@@ -230,6 +234,21 @@ func (d *Dispatcher) polled(r *runner, j *coordinator.Job, err error, w float64,
 	}
 	d.acquired(r, j, w, werr)
 	d.maybePoll(r) // a runner that just gave a job is re-polled immediately
+}
+
+// notPersisted drops a job just acquired whose intent record could not be
+// made durable (owner only): it is never accepted, so the coordinator gives
+// it back to the queue after its accept timeout; accepting it would risk
+// losing it in a crash.
+func (d *Dispatcher) notPersisted(r *runner, j *coordinator.Job, err error) {
+	key := state.Key{Runner: r.id, JobID: j.ID}
+	if old, dup := d.jobs[key]; dup {
+		d.put(old) // the polling operation wrote its intent over it
+	} else {
+		d.store.Delete(key)
+	}
+	r.log.WithError(err).WithField("job_id", j.ID).
+		Error("persisting an acquired job failed; not accepting it (the coordinator re-queues it)")
 }
 
 // pollFailed backs the runner off (owner only): a rejected token (403)

@@ -116,6 +116,11 @@ func (d *Dispatcher) resume(j *job) {
 
 // continueRestored continues a restored job from its persisted phase.
 func (d *Dispatcher) continueRestored(j *job) {
+	if j.rec.AcceptPending && j.rec.Phase == state.PhasePending && j.res == nil {
+		// Recorded, then stopped before the accept was known to land.
+		d.accept(j, d.continueRestored)
+		return
+	}
 	switch j.rec.Phase {
 	case state.PhasePending, state.PhaseProvisioned:
 		if j.payload == nil {

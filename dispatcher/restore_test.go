@@ -28,6 +28,15 @@ func quietLog() *logrus.Logger {
 // acquire takes a job from gitlabfake as the harness runner would.
 func acquire(t *testing.T, h *harness) *coordinator.Job {
 	t.Helper()
+	p := acquirePending(t, h)
+	require.NoError(t, h.coord.AcceptJob(t.Context(), p.ID, p.Token))
+	return p
+}
+
+// acquirePending acquires a job without accepting it (two-phase commit):
+// it stays pending on the coordinator.
+func acquirePending(t *testing.T, h *harness) *coordinator.Job {
+	t.Helper()
 	h.enqueue("S")
 	p, err := h.coord.RequestJob(t.Context())
 	require.NoError(t, err)
@@ -91,7 +100,7 @@ func TestRestoreResumesEveryPhase(t *testing.T) {
 			recs := []state.Job{record(h, pending, state.PhasePending)}
 			// Crash right after acquisition: only the intent was written,
 			// not yet weighed (one valid job, one with an invalid flavor).
-			unweighed := acquire(t, h)
+			unweighed := acquirePending(t, h) // accepted at restore
 			recs = append(recs, intentRecord(h.runner, unweighed, time.Now()))
 			h.gl.Enqueue(gitlabfake.JobSpec{RunnerToken: testRunnerToken, Variables: map[string]string{"CI_CLEVER_CLOUD_FLAVOR": "HUGE"}})
 			huge, err := h.coord.RequestJob(t.Context())
