@@ -46,6 +46,10 @@ func (j e2eJob) spec() gitlabfake.JobSpec {
 // would: weigh, provision, launch, let the coordinator see it finish, then
 // decommission.
 func runJob(ctx context.Context, e *env, gl *gitlabfake.Server, coord *coordinator.Client, job *coordinator.Job) error {
+	// Two-phase job commit: the job is ours once accepted.
+	if err := coord.AcceptJob(ctx, job.ID, job.Token); err != nil {
+		return fmt.Errorf("job %d: accept: %w", job.ID, err)
+	}
 	w, err := e.exec.ExpectedWeight(ctx, job)
 	if err != nil {
 		return fmt.Errorf("job %d: expected weight: %w", job.ID, err)
