@@ -135,6 +135,7 @@ func (d *Dispatcher) acquired(r *runner, p *coordinator.Job, w float64, werr err
 	d.jobs[key] = j
 	if werr != nil {
 		d.releaseKey(pollKey(r))
+		j.fresh = false // acquired but not admitted: not counted
 		d.put(j)
 		// Accept it all the same, so that its failure and the reason
 		// can be written into its log.
