@@ -39,6 +39,32 @@ func BenchmarkCheckpoint1k(b *testing.B) { benchmarkCheckpoint(b, 1_000) }
 // BenchmarkCheckpoint10k measures Put of 10k jobs followed by Sync.
 func BenchmarkCheckpoint10k(b *testing.B) { benchmarkCheckpoint(b, 10_000) }
 
+// BenchmarkCheckpoint10kChanged100 measures the checkpoint of a runner
+// tracking 10k jobs of which 100 changed since the last write: Put of
+// 100 jobs followed by Sync. The file written still holds the 10k jobs.
+func BenchmarkCheckpoint10kChanged100(b *testing.B) {
+	log, _ := test.NewNullLogger()
+	log.SetLevel(logrus.WarnLevel)
+	s, err := Open(filepath.Join(b.TempDir(), "state.json"), log)
+	require.NoError(b, err)
+	b.Cleanup(func() { _ = s.Close(b.Context()) })
+	for i := range int64(10_000) {
+		s.Put(benchJob(i))
+	}
+	require.NoError(b, s.Sync(b.Context()))
+	b.ReportAllocs()
+	var round int64
+	for b.Loop() {
+		for i := range int64(100) {
+			j := benchJob((round*100 + i) % 10_000)
+			j.TraceOffset = round
+			s.Put(j)
+		}
+		require.NoError(b, s.Sync(b.Context()))
+		round++
+	}
+}
+
 func benchmarkRestore(b *testing.B, n int64) {
 	path := filepath.Join(b.TempDir(), "state.json")
 	jobs := make([]Job, 0, n)

@@ -1,12 +1,14 @@
 package state
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -55,8 +57,11 @@ func WithClock(now func() time.Time) Option {
 // FileStore is the Store backed by a state file. Open it with Open.
 //
 // One background goroutine owns the writes: Put and Delete only update the
-// in-memory map, bump a generation counter and wake the writer, which
-// snapshots the map and writes the whole file atomically. Changes made
+// in-memory map, mark the key dirty, bump a generation counter and wake the
+// writer. The writer keeps the JSON encoding of every job: it re-encodes
+// only the jobs changed since its last write, then writes the whole file
+// atomically by concatenating the encodings, so a checkpoint costs one
+// copy of the file's bytes plus the encoding of what changed. Changes made
 // while a write is in flight are coalesced into the next one.
 type FileStore struct {
 	path     string
@@ -69,17 +74,23 @@ type FileStore struct {
 	done      chan struct{} // closed when the writer exits
 	closeOnce sync.Once
 
+	// Fields below are owned by the writer goroutine (run).
+	order  []*entry // the entries in the file, sorted as in the file
+	failed int      // number of entries of order that cannot be encoded
+	buf    []byte   // the last file written, reused
+
 	mu sync.Mutex
 	// Fields below are guarded by mu.
-	jobs      map[Key]Job
-	gen       uint64        // bumped by every Put and Delete
-	durable   uint64        // highest generation successfully written
-	failedGen uint64        // generation of the last failed write, 0 after a success
-	lastErr   error         // error of the last failed write
-	progress  chan struct{} // closed (and replaced) after every write attempt
-	closed    bool          // Close called: Put and Delete are ignored
-	stopped   bool          // the writer exited
-	savedAt   time.Time     // saved_at of the last file read or written
+	jobs      map[Key]*entry // deleted ones stay until the writer saw it
+	dirty     []*entry       // changed since the writer last looked
+	gen       uint64         // bumped by every Put and Delete
+	durable   uint64         // highest generation successfully written
+	failedGen uint64         // generation of the last failed write, 0 after a success
+	lastErr   error          // error of the last failed write
+	progress  chan struct{}  // closed (and replaced) after every write attempt
+	closed    bool           // Close called: Put and Delete are ignored
+	stopped   bool           // the writer exited
+	savedAt   time.Time      // saved_at of the last file read or written
 }
 
 var _ Store = (*FileStore)(nil)
@@ -109,7 +120,7 @@ func Open(path string, log logrus.FieldLogger, opts ...Option) (*FileStore, erro
 		wake:     make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
-		jobs:     map[Key]Job{},
+		jobs:     map[Key]*entry{},
 		progress: make(chan struct{}),
 	}
 	if err := s.load(); err != nil {
@@ -149,7 +160,7 @@ func (s *FileStore) load() error {
 		s.log.Warn(w)
 	}
 	for _, j := range f.Jobs {
-		s.jobs[j.Key()] = j
+		s.putLocked(j) // encoded by the first write
 	}
 	s.savedAt = f.SavedAt
 	if heptapod {
@@ -197,7 +208,14 @@ func (s *FileStore) Warnings() []string { return s.warnings }
 func (s *FileStore) Load() (*File, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return snapshotLocked(s.jobs, s.savedAt), nil
+	jobs := make([]Job, 0, len(s.jobs))
+	for _, e := range s.jobs {
+		if e.present {
+			jobs = append(jobs, e.job.clone())
+		}
+	}
+	SortJobs(jobs)
+	return &File{Version: Version, SavedAt: s.savedAt, Jobs: jobs}, nil
 }
 
 func snapshotLocked(m map[Key]Job, savedAt time.Time) *File {
@@ -217,10 +235,29 @@ func (s *FileStore) Put(j Job) {
 		s.log.WithField("job_id", j.JobID).Error("state store closed: change not recorded")
 		return
 	}
-	s.jobs[j.Key()] = j.clone()
+	s.putLocked(j.clone())
 	s.gen++
 	s.mu.Unlock()
 	s.notify()
+}
+
+// putLocked records j (mu held, j owned by the store).
+func (s *FileStore) putLocked(j Job) {
+	e := s.jobs[j.Key()]
+	if e == nil {
+		e = &entry{key: j.Key()}
+		s.jobs[e.key] = e
+	}
+	e.job, e.present = j, true
+	s.markLocked(e)
+}
+
+// markLocked queues e for the writer (mu held).
+func (s *FileStore) markLocked(e *entry) {
+	if !e.dirty {
+		e.dirty = true
+		s.dirty = append(s.dirty, e)
+	}
 }
 
 // Delete implements Store.
@@ -231,11 +268,13 @@ func (s *FileStore) Delete(k Key) {
 		s.log.WithField("job_id", k.JobID).Error("state store closed: change not recorded")
 		return
 	}
-	if _, ok := s.jobs[k]; !ok {
+	e := s.jobs[k]
+	if e == nil || !e.present {
 		s.mu.Unlock()
 		return
 	}
-	delete(s.jobs, k)
+	e.job, e.present = Job{}, false
+	s.markLocked(e)
 	s.gen++
 	s.mu.Unlock()
 	s.notify()
@@ -345,14 +384,12 @@ func (s *FileStore) writeOnce() bool {
 		return true
 	}
 	gen := s.gen
-	jobs := make([]Job, 0, len(s.jobs))
-	for _, j := range s.jobs {
-		jobs = append(jobs, j) // stored jobs are never mutated: no clone needed
-	}
+	changes := s.takeDirtyLocked()
 	s.mu.Unlock()
 
+	s.absorb(changes)
 	now := s.opts.now().UTC()
-	data, err := Encode(&File{SavedAt: now, Jobs: jobs})
+	data, err := s.assemble(now)
 	if err == nil {
 		err = s.opts.writeFile(s.path, data)
 	}
@@ -375,9 +412,131 @@ func (s *FileStore) writeOnce() bool {
 	case recovered:
 		s.log.Info("state file written again after failures")
 	default:
-		s.log.WithField("jobs", len(jobs)).Debug("state file written")
+		s.log.WithField("jobs", len(s.order)).Debug("state file written")
 	}
 	return err == nil
+}
+
+// entry is one tracked job and the writer's encoding of it.
+type entry struct {
+	key Key
+	// Guarded by FileStore.mu.
+	job     Job  // never mutated once stored: Put replaces it
+	present bool // false once deleted (until the writer drops the entry)
+	dirty   bool // queued in FileStore.dirty
+	// Owned by the writer goroutine.
+	data   []byte // the job's JSON object, nil if err
+	err    error  // why the job cannot be encoded (retried when it changes)
+	cache  jobCache
+	inFile bool // in FileStore.order
+}
+
+// change is one dirty entry as the writer found it.
+type change struct {
+	e       *entry
+	job     Job
+	present bool // false: deleted
+}
+
+// takeDirtyLocked returns the changed jobs and empties the dirty queue (mu
+// held). Deleted entries leave the map here: a later Put of their key
+// makes a new entry, seen by a later write. Stored jobs are never mutated,
+// so the copies need no clone.
+func (s *FileStore) takeDirtyLocked() []change {
+	if len(s.dirty) == 0 {
+		return nil
+	}
+	changes := make([]change, len(s.dirty))
+	for i, e := range s.dirty {
+		changes[i] = change{e: e, job: e.job, present: e.present}
+		e.dirty = false
+		if !e.present {
+			delete(s.jobs, e.key)
+		}
+	}
+	clear(s.dirty)
+	s.dirty = s.dirty[:0]
+	return changes
+}
+
+// absorb re-encodes the changed jobs and updates the file order (writer
+// only).
+func (s *FileStore) absorb(changes []change) {
+	var added, removed []*entry
+	for i := range changes {
+		c := &changes[i]
+		e := c.e
+		if e.err != nil {
+			s.failed--
+			e.err = nil
+		}
+		if !c.present {
+			if e.inFile {
+				removed = append(removed, e)
+			}
+			e.data, e.cache, e.inFile = nil, jobCache{}, false
+			continue
+		}
+		if !e.inFile {
+			e.inFile = true
+			added = append(added, e)
+		}
+		e.data, e.err = appendJob(e.data[:0], &c.job, &e.cache)
+		if e.err != nil {
+			s.failed++
+		}
+	}
+	s.reorder(added, removed)
+}
+
+func compareEntries(a, b *entry) int {
+	return cmp.Or(cmp.Compare(a.key.Runner, b.key.Runner), cmp.Compare(a.key.JobID, b.key.JobID))
+}
+
+// reorder keeps s.order sorted after entries were added and removed: by
+// binary search for a few, by a merge and a full sort for many. Removals
+// come first: a removed entry and an added one may share a key.
+func (s *FileStore) reorder(added, removed []*entry) {
+	if len(added)+len(removed) > 64 {
+		s.order = slices.DeleteFunc(s.order, func(e *entry) bool { return !e.inFile })
+		s.order = append(s.order, added...)
+		slices.SortFunc(s.order, compareEntries)
+		return
+	}
+	for _, e := range removed {
+		if i, ok := slices.BinarySearchFunc(s.order, e, compareEntries); ok {
+			s.order = slices.Delete(s.order, i, i+1)
+		}
+	}
+	for _, e := range added {
+		i, _ := slices.BinarySearchFunc(s.order, e, compareEntries)
+		s.order = slices.Insert(s.order, i, e)
+	}
+}
+
+// assemble builds the file from the cached encodings (writer only). The
+// result is the same as Encode of the jobs.
+func (s *FileStore) assemble(savedAt time.Time) ([]byte, error) {
+	if s.failed > 0 {
+		for _, e := range s.order {
+			if e.err != nil {
+				return nil, e.err
+			}
+		}
+	}
+	b, err := appendHeader(s.buf[:0], savedAt)
+	if err != nil {
+		return nil, err
+	}
+	for i, e := range s.order {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, e.data...)
+	}
+	b = append(b, "]}\n"...)
+	s.buf = b
+	return b, nil
 }
 
 // WriteFileAtomic replaces path with data: it writes a temporary file in

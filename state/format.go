@@ -13,16 +13,21 @@ import (
 // Encode serialises f in the current format (version set to Version, jobs
 // sorted). The output is compact JSON followed by a newline.
 func Encode(f *File) ([]byte, error) {
-	out := File{Version: Version, SavedAt: f.SavedAt.UTC(), Jobs: f.Jobs}
-	if out.Jobs == nil {
-		out.Jobs = []Job{}
-	}
-	SortJobs(out.Jobs)
-	b, err := json.Marshal(&out)
+	jobs := f.Jobs
+	SortJobs(jobs)
+	b, err := appendHeader(make([]byte, 0, 64+400*len(jobs)), f.SavedAt)
 	if err != nil {
-		return nil, fmt.Errorf("encode state: %w", err)
+		return nil, err
 	}
-	return append(b, '\n'), nil
+	for i := range jobs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if b, err = appendJob(b, &jobs[i], nil); err != nil {
+			return nil, err
+		}
+	}
+	return append(b, "]}\n"...), nil
 }
 
 // Decode parses the content of a state file. It accepts the current

@@ -55,6 +55,10 @@ type Key struct {
 // Job is one tracked job as persisted. It is a plain data struct, separate
 // from config and API types; Token is the job token in clear (the file is
 // 0600).
+//
+// The state file writer encodes Job by hand (appendJob in encode.go, the
+// bytes json.Marshal gives): a field added here must be added there too,
+// which TestAppendJobCoversEveryField enforces.
 type Job struct {
 	Runner         string          `json:"runner"`
 	JobID          int64           `json:"job_id"`
