@@ -153,13 +153,15 @@ func (env *e2eEnv) requireNoTokens(t *testing.T, specs []executors.JobSpec) {
 	}
 }
 
-// acquire enqueues a job with vars and acquires it as the runner does.
+// acquire enqueues a job with vars and acquires it as the runner does:
+// requested, then accepted (two-phase job commit) before provisioning.
 func (env *e2eEnv) acquire(t *testing.T, vars map[string]string) executors.JobSpec {
 	t.Helper()
 	env.fake.Enqueue(gitlabfake.JobSpec{RunnerToken: env.runner.Token.Reveal(), Variables: vars})
 	job, err := env.client.RequestJob(t.Context())
 	require.NoError(t, err)
 	require.NotNil(t, job)
+	require.NoError(t, env.client.AcceptJob(t.Context(), job.ID, job.Token))
 	return executors.JobSpec{Job: job, ResourceName: executors.ResourceName(env.runner, job.ID)}
 }
 
@@ -354,6 +356,7 @@ func TestAgentMode(t *testing.T) {
 			job, err := env.client.RequestJob(t.Context())
 			require.NoError(t, err)
 			require.NotNil(t, job)
+			require.NoError(t, env.client.AcceptJob(t.Context(), job.ID, job.Token))
 			spec := executors.JobSpec{Job: job, ResourceName: executors.ResourceName(env.runner, job.ID)}
 			res, err := env.start(t.Context(), spec)
 			require.NoError(t, err)
