@@ -666,9 +666,10 @@ type report struct {
 	tracked   int // jobs still in the state file
 	secrets   int // secret occurrences in the runner's output
 	// requeued counts jobs the coordinator put back in its queue because
-	// their two-phase accept never came (a SIGKILL between the acquisition
-	// and the accept); they were acquired again and are counted by their
-	// final state.
+	// their two-phase accept did not come within its accept timeout (a
+	// SIGKILL between the acquisition and the accept, or an accept slowed
+	// by injected faults); they were acquired again and are counted by
+	// their final state.
 	requeued int
 	// duplicates counts jobs that had more than one application.
 	duplicates int
@@ -747,7 +748,7 @@ func (r report) requirePass(t *testing.T) {
 func printTable(t *testing.T, rows []report) {
 	t.Helper()
 	var b strings.Builder
-	b.WriteString("\n| scenario | jobs | succeeded | failed with reason | re-queued (killed before accept) | hanging or lost | resources leaked | still tracked | secrets in logs | notes |\n")
+	b.WriteString("\n| scenario | jobs | succeeded | failed with reason | re-queued (accept not in time) | hanging or lost | resources leaked | still tracked | secrets in logs | notes |\n")
 	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, r := range rows {
 		if r.scenario == "" {
