@@ -41,12 +41,17 @@ bench:
 	PAAS_BENCH=1 $(GO) test -count=1 -timeout 30m -run '^TestProcessBench$$' -v ./test/e2e
 
 ## chaos: the resilience suite at full size (docs/readme/resilience.md):
-## SIGKILL chaos, API faults, rejected pushes, SIGTERM and SIGHUP.
+## SIGKILL chaos, API faults, rejected pushes, SIGTERM and SIGHUP; then, as
+## root with a hand-started dockerd, the Docker daemon restarted mid-run
+## (CHAOS_DOCKER_RESTART=0 skips it; it stops and restarts the host's dockerd).
 CHAOS_JOBS  ?= 100
 CHAOS_KILLS ?= 10
+CHAOS_DOCKER_RESTART ?= 1
 chaos:
 	PAAS_E2E_JOBS=$(CHAOS_JOBS) PAAS_E2E_KILLS=$(CHAOS_KILLS) $(GO) test -race -count=1 -timeout 30m \
 	  -run '^(TestResilience|TestSIGTERMWithLaunchesInFlight|TestSIGHUPReload)$$' -v ./test/e2e
+	PAAS_CHAOS_DOCKER_RESTART=$(CHAOS_DOCKER_RESTART) $(GO) test -race -count=1 -timeout 15m \
+	  -run '^TestDockerDaemonRestart$$' -v ./test/e2e
 
 ## fuzz: run every fuzz target for FUZZTIME, one after the other.
 FUZZTIME ?= 10s
