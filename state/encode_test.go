@@ -185,6 +185,12 @@ func TestFileStoreWritesEncode(t *testing.T) {
 	}
 	check()
 	require.Contains(t, string(mustRead(t, path)), `"jobs":[{"runner":"0"`)
+	for i := range int64(3 * parallelEncodeMin) { // encoded in parallel
+		j := testJob("p", i)
+		j.Flavor = strconv.FormatInt(i, 10)
+		s.Put(j)
+	}
+	check()
 
 	// Reopening encodes the loaded jobs: the next write is the same file.
 	require.NoError(t, s.Close(t.Context()))

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -481,12 +482,42 @@ func (s *FileStore) absorb(changes []change) {
 			e.inFile = true
 			added = append(added, e)
 		}
-		e.data, e.err = appendJob(e.data[:0], &c.job, &e.cache)
-		if e.err != nil {
+	}
+	encodeAll(changes)
+	for i := range changes {
+		if changes[i].present && changes[i].e.err != nil {
 			s.failed++
 		}
 	}
 	s.reorder(added, removed)
+}
+
+// parallelEncodeMin is the number of changed jobs from which encodeAll
+// spreads the encoding over the CPUs (a full checkpoint after a restart,
+// or many jobs changed during one write).
+const parallelEncodeMin = 2048
+
+// encodeAll encodes the present jobs of changes into their entries, in
+// parallel when there are many. Each entry belongs to one change.
+func encodeAll(changes []change) {
+	encode := func(part []change) {
+		for i := range part {
+			if c := &part[i]; c.present {
+				c.e.data, c.e.err = appendJob(c.e.data[:0], &c.job, &c.e.cache)
+			}
+		}
+	}
+	workers := min(runtime.GOMAXPROCS(0), len(changes)/(parallelEncodeMin/2))
+	if workers < 2 {
+		encode(changes)
+		return
+	}
+	var wg sync.WaitGroup
+	size := (len(changes) + workers - 1) / workers
+	for part := range slices.Chunk(changes, size) {
+		wg.Go(func() { encode(part) })
+	}
+	wg.Wait()
 }
 
 func compareEntries(a, b *entry) int {

@@ -173,6 +173,9 @@ func TestFileStoreCoalescesWrites(t *testing.T) {
 	f, _, err := ReadFile(path, nil)
 	require.NoError(t, err)
 	require.Len(t, f.Jobs, 10_000)
+	loaded, err := s.Load()
+	require.NoError(t, err)
+	require.Equal(t, loaded.Jobs, f.Jobs, "the 10k jobs, encoded in parallel, are written as they are held")
 }
 
 func TestFileStoreSyncWaitsForDurability(t *testing.T) {
