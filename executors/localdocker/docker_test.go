@@ -20,6 +20,7 @@ import (
 	"gitlab.com/paas-runner/paas-runner/executors"
 	"gitlab.com/paas-runner/paas-runner/executors/executortest"
 	"gitlab.com/paas-runner/paas-runner/executors/localdocker"
+	"gitlab.com/paas-runner/paas-runner/paas/deploy"
 	"gitlab.com/paas-runner/paas-runner/paas/docker"
 	"gitlab.com/paas-runner/paas-runner/paas/docker/dockertest"
 )
@@ -370,4 +371,30 @@ func TestAgentMode(t *testing.T) {
 			requireNothingLeft(t, env.docker, env.runner)
 		})
 	}
+}
+
+// An image that lost its tag (a daemon restarted in the middle of a
+// removal) still carries the resource's labels: Decommission removes it by
+// id instead of leaking it forever.
+func TestDecommissionRemovesUntaggedLeftovers(t *testing.T) {
+	t.Parallel()
+	env := newE2E(t)
+	spec := env.acquire(t, nil)
+	res, err := env.exec.Provision(t.Context(), spec)
+	require.NoError(t, err)
+
+	// A second image of the same resource under another reference stands
+	// for the leftover the tag-based removal cannot see.
+	var buf bytes.Buffer
+	bc := &deploy.Context{Files: []deploy.File{{Name: "Dockerfile", Mode: 0o644, Data: []byte("FROM " + env.runner.HeptapodRunnerMainImage + "\nLABEL leftover=" + dockertest.RandomSuffix() + "\n")}}}
+	require.NoError(t, bc.WriteTar(&buf))
+	leftover := "paas-runner-test/leftover:" + dockertest.RandomSuffix()
+	labels := map[string]string{docker.LabelRunner: env.runner.ShortID(), docker.LabelName: res.Name()}
+	require.NoError(t, env.docker.BuildImage(t.Context(), leftover, &buf, labels))
+
+	require.NoError(t, env.exec.Decommission(t.Context(), res))
+	imgs, err := env.docker.ImagesByLabel(t.Context(), labels)
+	require.NoError(t, err)
+	require.Empty(t, imgs, "leftover image removed")
+	requireNothingLeft(t, env.docker, env.runner)
 }

@@ -344,7 +344,39 @@ func (e *Executor) Decommission(ctx context.Context, res executors.Resource) err
 	if err := e.docker.Remove(ctx, ref, r.image); err != nil {
 		return fmt.Errorf("decommission %s: %w", r.name, err)
 	}
+	// Removing by name is not enough: a daemon interrupted mid-removal (a
+	// restart) can untag an image and fail, leaving an untagged image
+	// that a retry by tag no longer finds. Whatever still carries this
+	// resource's labels is removed by id.
+	if err := e.removeLeftovers(ctx, r.name); err != nil {
+		return fmt.Errorf("decommission %s: %w", r.name, err)
+	}
 	e.log.WithField("resource_id", r.image).Info("removed job container and image")
+	return nil
+}
+
+// removeLeftovers removes, by id, every container and image labelled with
+// this runner and resource name.
+func (e *Executor) removeLeftovers(ctx context.Context, name string) error {
+	sel := map[string]string{docker.LabelRunner: e.runner.ShortID(), docker.LabelName: name}
+	cs, err := e.docker.ListByLabel(ctx, sel)
+	if err != nil {
+		return err
+	}
+	for _, c := range cs {
+		if err := e.docker.Remove(ctx, c.ID, ""); err != nil {
+			return err
+		}
+	}
+	imgs, err := e.docker.ImagesByLabel(ctx, sel)
+	if err != nil {
+		return err
+	}
+	for _, img := range imgs {
+		if err := e.docker.Remove(ctx, "", img.ID); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
