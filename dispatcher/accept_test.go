@@ -3,6 +3,7 @@ package dispatcher
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -50,10 +51,14 @@ func (f *failingSync) Sync(ctx context.Context) error {
 	return f.Store.Sync(ctx)
 }
 
+// testAcceptTimeout is the accept timeout of twoPhaseFake: short, yet long
+// enough that an accept sent at once lands in time on a loaded machine.
+const testAcceptTimeout = 300 * time.Millisecond
+
 // twoPhaseFake is a gitlabfake that re-queues unaccepted jobs quickly.
 func twoPhaseFake(t *testing.T) *gitlabfake.Server {
 	t.Helper()
-	gl := gitlabfake.New(gitlabfake.Options{Seed: 1, AcceptTimeout: 30 * time.Millisecond}).Start()
+	gl := gitlabfake.New(gitlabfake.Options{Seed: 1, AcceptTimeout: testAcceptTimeout}).Start()
 	t.Cleanup(gl.Close)
 	gl.AddRunner(testRunnerToken)
 	return gl
@@ -149,11 +154,11 @@ func TestRestoreAcceptsIntent(t *testing.T) {
 		{name: "job re-queued meanwhile: dropped, acquired again", before: func(t *testing.T, h *harness, p *coordinator.Job) {
 			_, err := h.gl.WaitJob(t.Context(), p.ID, func(j gitlabfake.Job) bool { return j.Requeued == 1 })
 			require.NoError(t, err)
-		}, wantRequeued: 1, wantLog: "did not give us this job"},
+		}, wantRequeued: 1}, // refused and dropped, or accepted after the new assignment: either way once
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			gl := gitlabfake.New(gitlabfake.Options{Seed: 1, AcceptTimeout: 30 * time.Millisecond}).Start()
+			gl := gitlabfake.New(gitlabfake.Options{Seed: 1, AcceptTimeout: testAcceptTimeout}).Start()
 			t.Cleanup(gl.Close)
 			gl.AddRunner(testRunnerToken)
 			if tc.wantRequeued == 0 {
@@ -178,8 +183,42 @@ func TestRestoreAcceptsIntent(t *testing.T) {
 			require.Equal(t, gitlabfake.StateSuccess, j.State)
 			require.Equal(t, tc.wantRequeued, j.Requeued)
 			require.Equal(t, 1, h.cloud.Provisioned(h.prefix()))
-			require.Contains(t, h.logs.String(), tc.wantLog)
+			if tc.wantLog != "" {
+				require.Contains(t, h.logs.String(), tc.wantLog)
+			}
 			h.requireInvariants()
 		})
 	}
+}
+
+// TestReassignedWhileAccepting: the accept owed by a restored record is
+// refused (the job was back in the queue) but, before the refusal arrives,
+// a poll acquires the job again: the job is accepted again, not dropped.
+func TestReassignedWhileAccepting(t *testing.T) {
+	gl := twoPhaseFake(t)
+	store := state.NewMemory()
+	h := newHarness(t, harnessOpts{gl: gl, store: store})
+	p := acquirePending(t, h)
+	_, err := gl.WaitJob(t.Context(), p.ID, func(j gitlabfake.Job) bool { return j.Requeued == 1 })
+	require.NoError(t, err)
+	store.Put(intentRecord(h.runner, p, time.Now()))
+	hook := &acceptHook{Coordinator: h.coord}
+	hook.after = func(err error) error {
+		// Hold the refusal until the dispatcher saw the job handed out again.
+		require.ErrorIs(t, err, coordinator.ErrJobNotAccepted)
+		require.Eventually(t, func() bool {
+			return strings.Contains(h.logs.String(), "handed out again a job whose accept is in flight")
+		}, 10*time.Second, time.Millisecond)
+		return err
+	}
+	h.d.runners[h.runner.ShortID()].coord = hook
+	h.start()
+	h.waitJobs([]int64{p.ID}, 20*time.Second, final)
+	h.waitIdle(10 * time.Second)
+	j, _ := gl.Job(p.ID)
+	require.Equal(t, gitlabfake.StateSuccess, j.State)
+	require.Equal(t, 1, j.Requeued, "accepted on its second assignment, not left to time out again")
+	require.Contains(t, h.logs.String(), "accepting it again")
+	require.Equal(t, 1, h.cloud.Provisioned(h.prefix()))
+	h.requireInvariants()
 }

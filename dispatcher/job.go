@@ -67,6 +67,9 @@ type job struct {
 	// fresh: acquired by this process, its acquisition not yet counted
 	// (it is, once accepted).
 	fresh bool
+	// reassigned: handed out to us again while its accept was in flight;
+	// a refusal of that accept is answered by accepting again.
+	reassigned bool
 }
 
 func (d *Dispatcher) newJob(rec state.Job, r *runner) *job {
@@ -120,7 +123,15 @@ func jobFlavor(p *coordinator.Job) string {
 func (d *Dispatcher) acquired(r *runner, p *coordinator.Job, w float64, werr error) {
 	key := state.Key{Runner: r.id, JobID: p.ID}
 	if old, dup := d.jobs[key]; dup {
-		r.log.WithField("job_id", p.ID).Error("coordinator handed out a job already tracked; ignoring the duplicate")
+		if old.rec.AcceptPending {
+			// Re-queued and handed to us again while the accept owed by
+			// the tracked record is in flight: a refusal of that accept
+			// (sent before this assignment) must not drop the job.
+			old.reassigned = true
+			r.log.WithField("job_id", p.ID).Info("coordinator handed out again a job whose accept is in flight")
+		} else {
+			r.log.WithField("job_id", p.ID).Error("coordinator handed out a job already tracked; ignoring the duplicate")
+		}
 		d.releaseKey(pollKey(r))
 		d.put(old) // the polling operation recorded an intent over it
 		return
@@ -187,7 +198,7 @@ func (d *Dispatcher) accept(j *job, next func(*job)) {
 				// accepts again (a keep-alive if this one landed).
 			case errors.Is(err, coordinator.ErrJobNotAccepted):
 				j.log.WithError(err).Info("the coordinator did not give us this job (canceled, or back in its queue); dropping it")
-				d.dropUnaccepted(j)
+				d.notOurs(j, next)
 			default:
 				j.log.WithError(err).Warn("accepting the job failed; asking the coordinator whether the accept landed")
 				d.confirmAccept(j, next)
@@ -220,7 +231,7 @@ func (d *Dispatcher) confirmAccept(j *job, next func(*job)) {
 				d.accepted(j, next)
 			case err == nil || jobGone(err):
 				j.log.WithField("status", st.Status).Info("the accept did not land; dropping the job (the coordinator re-queues it)")
-				d.dropUnaccepted(j)
+				d.notOurs(j, next)
 			default:
 				d.retryMain(j, fmt.Errorf("read status of a job whose accept failed: %w", err), func(j *job) { d.confirmAccept(j, next) })
 			}
@@ -228,9 +239,22 @@ func (d *Dispatcher) confirmAccept(j *job, next func(*job)) {
 	})
 }
 
+// notOurs drops a job whose accept was refused or did not land, unless the
+// coordinator handed it to us again meanwhile: then it is accepted again.
+func (d *Dispatcher) notOurs(j *job, next func(*job)) {
+	if j.reassigned {
+		j.reassigned = false
+		j.log.Info("the job was handed to us again meanwhile; accepting it again")
+		d.accept(j, next)
+		return
+	}
+	d.dropUnaccepted(j)
+}
+
 // accepted records that the job is ours and runs next.
 func (d *Dispatcher) accepted(j *job, next func(*job)) {
 	j.rec.AcceptPending = false
+	j.reassigned = false
 	j.mainBackoff = 0
 	d.put(j)
 	if j.fresh {
