@@ -14,7 +14,7 @@ func TestParseJobMalformed(t *testing.T) {
 		raw      string
 		reported bool // id and token readable: the job can be failed
 	}{
-		"wrong type of a field": {raw: `{"id": 7, "token": "glcbt-secret", "steps": "oops"}`, reported: true},
+		"wrong type of a field":   {raw: `{"id": 7, "token": "glcbt-secret", "steps": "oops"}`, reported: true},
 		"wrong type of variables": {raw: `{"id": 8, "token": "glcbt-secret", "variables": {"a": 1}}`, reported: true},
 		"not json":                {raw: `{"id": 9, "token": `},
 		"id unreadable":           {raw: `{"id": "x", "token": "glcbt-secret", "steps": "oops"}`},
