@@ -427,22 +427,7 @@ func (s *Server) requestJob(w http.ResponseWriter, r *http.Request, _ params, bo
 				continue
 			}
 		}
-		for _, id := range s.order {
-			j := s.jobs[id]
-			if j.State != StatePending || j.RunnerToken != "" || (j.spec.RunnerToken != "" && j.spec.RunnerToken != tok) {
-				continue
-			}
-			j.RunnerToken = tok
-			j.assignment++
-			j.CancelGracefully = feats.Features["cancel_gracefully"]
-			j.TwoPhase = feats.Features["two_phase_job_commit"]
-			if j.TwoPhase {
-				s.armAcceptLocked(j)
-			} else {
-				j.State = StateRunning
-			}
-			payload := slices.Clone(j.Payload)
-			s.notifyLocked()
+		if payload, ok := s.assignLocked(tok, feats.Features); ok {
 			s.mu.Unlock()
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusCreated)
@@ -454,6 +439,30 @@ func (s *Server) requestJob(w http.ResponseWriter, r *http.Request, _ params, bo
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
+}
+
+// assignLocked assigns the first queued job runner tok may take and returns
+// its payload: running at once, or pending until accepted when the request
+// advertised two_phase_job_commit.
+func (s *Server) assignLocked(tok string, features map[string]bool) ([]byte, bool) {
+	for _, id := range s.order {
+		j := s.jobs[id]
+		if j.State != StatePending || j.RunnerToken != "" || (j.spec.RunnerToken != "" && j.spec.RunnerToken != tok) {
+			continue
+		}
+		j.RunnerToken = tok
+		j.assignment++
+		j.CancelGracefully = features["cancel_gracefully"]
+		j.TwoPhase = features["two_phase_job_commit"]
+		if j.TwoPhase {
+			s.armAcceptLocked(j)
+		} else {
+			j.State = StateRunning
+		}
+		s.notifyLocked()
+		return slices.Clone(j.Payload), true
+	}
+	return nil, false
 }
 
 // jobByTokenLocked checks the job token of a job-token call on job id.

@@ -594,23 +594,6 @@ func (w *world) linesAbout(t *testing.T, id int64) string {
 	return b.String()
 }
 
-// trackedIDs returns the ids of the jobs the state file tracks.
-func (w *world) trackedIDs(t *testing.T) map[int64]bool {
-	t.Helper()
-	ids := map[int64]bool{}
-	data, err := os.ReadFile(w.statePath())
-	if os.IsNotExist(err) {
-		return ids
-	}
-	require.NoError(t, err)
-	f, _, err := state.Decode(data, nil)
-	require.NoError(t, err)
-	for _, j := range f.Jobs {
-		ids[j.JobID] = true
-	}
-	return ids
-}
-
 // trackedJobs returns how many jobs the state file still tracks.
 func (w *world) trackedJobs(t *testing.T) int {
 	t.Helper()
