@@ -312,3 +312,34 @@ func mustRead(t *testing.T, path string) []byte {
 	require.NoError(t, err)
 	return b
 }
+
+// TestFileStoreGroupCommit: Syncs waiting concurrently are all released by
+// the one write that contains their changes, not one write each.
+func TestFileStoreGroupCommit(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.json")
+	w := newBlockingWriter()
+	s, _ := openTest(t, path, withWriteFile(w.write))
+	s.Put(testJob("r", 0))
+	<-w.started // first write in flight, holding job 0 only
+	const syncers = 50
+	errs := make(chan error, syncers)
+	for i := range int64(syncers) {
+		go func() {
+			s.Put(testJob("r", i+1))
+			errs <- s.Sync(t.Context())
+		}()
+	}
+	require.Eventually(t, func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.gen == syncers+1
+	}, 10*time.Second, time.Millisecond, "every Put recorded")
+	close(w.release)
+	for range syncers {
+		require.NoError(t, <-errs)
+	}
+	require.Equal(t, int64(2), w.writes.Load(), "one write after the blocked one serves the 50 Syncs")
+	f, _, err := ReadFile(path, nil)
+	require.NoError(t, err)
+	require.Len(t, f.Jobs, syncers+1)
+}
