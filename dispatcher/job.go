@@ -213,6 +213,24 @@ func (d *Dispatcher) accept(j *job, next func(*job)) {
 // re-queues it; accepting it later could run it twice). The accept is
 // never re-sent. A failed read is retried with back-off.
 func (d *Dispatcher) confirmAccept(j *job, next func(*job)) {
+	d.withStatus(j, func(st coordinator.JobState, err error) {
+		switch {
+		case err == nil && (st.Status == "running" || st.Status == "canceling"):
+			j.log.WithField("status", st.Status).Info("the accept landed after all")
+			d.accepted(j, next)
+		case err == nil || jobGone(err):
+			j.log.WithField("status", st.Status).Info("the accept did not land; dropping the job (the coordinator re-queues it)")
+			d.notOurs(j, next)
+		default:
+			d.retryMain(j, fmt.Errorf("read status of a job whose accept failed: %w", err), func(j *job) { d.confirmAccept(j, next) })
+		}
+	})
+}
+
+// withStatus reads the job's status on the coordinator in the main lane,
+// then runs handle in the owner goroutine unless the job is gone or the
+// dispatcher is stopping meanwhile.
+func (d *Dispatcher) withStatus(j *job, handle func(coordinator.JobState, error)) {
 	if j.gone || j.busy[laneMain] || d.stopping {
 		return
 	}
@@ -225,16 +243,7 @@ func (d *Dispatcher) confirmAccept(j *job, next func(*job)) {
 			if j.gone || d.stopping {
 				return
 			}
-			switch {
-			case err == nil && (st.Status == "running" || st.Status == "canceling"):
-				j.log.WithField("status", st.Status).Info("the accept landed after all")
-				d.accepted(j, next)
-			case err == nil || jobGone(err):
-				j.log.WithField("status", st.Status).Info("the accept did not land; dropping the job (the coordinator re-queues it)")
-				d.notOurs(j, next)
-			default:
-				d.retryMain(j, fmt.Errorf("read status of a job whose accept failed: %w", err), func(j *job) { d.confirmAccept(j, next) })
-			}
+			handle(st, err)
 		}
 	})
 }
@@ -434,31 +443,19 @@ func jobOver(st coordinator.JobState) bool {
 // next; a canceled or finished job stops its launch instead. A failed check
 // does not block the launch.
 func (d *Dispatcher) checkThen(j *job, next func(*job)) {
-	if j.gone || j.busy[laneMain] || d.stopping {
-		return
-	}
-	j.busy[laneMain] = true
-	co, tok := j.r.coord, j.token()
-	d.op(classCheck, func(ctx context.Context) func() {
-		st, err := co.JobStatus(ctx, tok)
-		return func() {
-			j.busy[laneMain] = false
-			if j.gone || d.stopping {
-				return
-			}
-			switch {
-			case err == nil && jobOver(st):
-				d.stopLaunch(j, st.Status)
-				return
-			case jobGone(err):
-				j.log.WithError(err).Warn("the coordinator no longer knows this job's token; stopping its launch")
-				d.stopLaunch(j, "unknown")
-				return
-			case err != nil:
-				j.log.WithError(err).Debug("job status check failed; continuing the launch")
-			}
-			next(j)
+	d.withStatus(j, func(st coordinator.JobState, err error) {
+		switch {
+		case err == nil && jobOver(st):
+			d.stopLaunch(j, st.Status)
+			return
+		case jobGone(err):
+			j.log.WithError(err).Warn("the coordinator no longer knows this job's token; stopping its launch")
+			d.stopLaunch(j, "unknown")
+			return
+		case err != nil:
+			j.log.WithError(err).Debug("job status check failed; continuing the launch")
 		}
+		next(j)
 	})
 }
 
