@@ -1,7 +1,6 @@
 package dispatcher
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"sync"
@@ -16,6 +15,7 @@ import (
 	"gitlab.com/paas-runner/paas-runner/coordinator/gitlabfake"
 	"gitlab.com/paas-runner/paas-runner/executors"
 	"gitlab.com/paas-runner/paas-runner/executors/executortest"
+	"gitlab.com/paas-runner/paas-runner/internal/testlog"
 	"gitlab.com/paas-runner/paas-runner/quota"
 	"gitlab.com/paas-runner/paas-runner/state"
 )
@@ -32,7 +32,7 @@ type harness struct {
 	fake   *executortest.Fake
 	coord  *coordinator.Client
 	store  state.Store
-	logs   *syncBuffer
+	logs   *testlog.Buffer
 	log    *logrus.Logger
 
 	d      *Dispatcher
@@ -68,30 +68,12 @@ type harnessOpts struct {
 	innerRunner func(h *harness, spec executors.JobSpec)
 }
 
-// syncBuffer is a goroutine-safe log sink dumped when a test fails.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // scaled is the time scale of tests: 1 "second" of configuration is 1 ms.
 const scaled = 0.001
 
 func newHarness(t *testing.T, o harnessOpts) *harness {
 	t.Helper()
-	h := &harness{t: t, logs: &syncBuffer{}}
+	h := &harness{t: t, logs: &testlog.Buffer{}}
 	h.log = logrus.New()
 	h.log.SetOutput(h.logs)
 	h.log.SetLevel(logrus.DebugLevel)

@@ -1,13 +1,11 @@
 package metrics_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,30 +24,13 @@ import (
 	"gitlab.com/paas-runner/paas-runner/dispatcher"
 	"gitlab.com/paas-runner/paas-runner/executors"
 	"gitlab.com/paas-runner/paas-runner/executors/executortest"
+	"gitlab.com/paas-runner/paas-runner/internal/testlog"
 	"gitlab.com/paas-runner/paas-runner/metrics"
 	"gitlab.com/paas-runner/paas-runner/quota"
 	"gitlab.com/paas-runner/paas-runner/state"
 )
 
 const runnerToken = "glrt-metrics-e2e-runner-token-0123456789"
-
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // daemon is the real dispatcher (fake executor) against gitlabfake, with
 // the metrics and the HTTP server wired as `paas-runner run` does.
@@ -59,13 +40,13 @@ type daemon struct {
 	reg      *prometheus.Registry
 	srv      *metrics.Server
 	base     string
-	logs     *syncBuffer
+	logs     *testlog.Buffer
 	launched chan int64
 }
 
 func startDaemon(t *testing.T, enqueue func(gl *gitlabfake.Server)) *daemon {
 	t.Helper()
-	dm := &daemon{logs: &syncBuffer{}, launched: make(chan int64, 100)}
+	dm := &daemon{logs: &testlog.Buffer{}, launched: make(chan int64, 100)}
 	log := logrus.New()
 	log.SetOutput(dm.logs)
 	log.SetLevel(logrus.DebugLevel)
@@ -333,8 +314,10 @@ func TestEndToEndMetricsFollowTheLedger(t *testing.T) {
 	// The statistics line is logged every cycle with the §11.3 keys.
 	logs := dm.logs.String()
 	require.Contains(t, logs, "JSON statistics: ")
-	for _, k := range []string{"weight_quota", "current_weight", "weight_headroom", "can_take_job",
-		"max_jobs_in_provisioning", "jobs_in_provisioning", "current_concurrent_jobs", "max_concurrent_jobs"} {
+	for _, k := range []string{
+		"weight_quota", "current_weight", "weight_headroom", "can_take_job",
+		"max_jobs_in_provisioning", "jobs_in_provisioning", "current_concurrent_jobs", "max_concurrent_jobs",
+	} {
 		require.Contains(t, logs, `\"`+k+`\":`)
 	}
 

@@ -65,7 +65,8 @@ func New(reg prometheus.Registerer, snap func() dispatcher.Snapshot) (*Metrics, 
 		m.acquisitions, m.launches, m.launchFailures, m.finishes, m.weightSeconds,
 		m.decommissions, m.decommissionFails, m.orphansFound, m.orphansDeleted,
 		m.provisioningSeconds, m.startDelaySeconds, m.decommissionSeconds,
-		m.requests, m.requestSeconds, snapshotCollector{m: m},
+		m.requests, m.requestSeconds,
+		snapshotCollector{m: m},
 	}
 	var errs []error
 	for _, c := range cs {

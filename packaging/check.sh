@@ -30,13 +30,17 @@ for f in ./usr/bin/paas-runner ./lib/systemd/system/paas-runner.service \
          ./usr/share/doc/paas-runner/README.md ./var/lib/paas-runner/; do
   grep -q " $f\$" "$tmp/contents" || { echo "missing in package: $f"; exit 1; }
 done
-dpkg-deb --ctrl-tarfile "$deb" | tar -t | grep -q postinst || { echo "no postinst"; exit 1; }
+# List to a file first: grep -q closing the pipe early would make tar fail
+# with SIGPIPE under pipefail.
+dpkg-deb --ctrl-tarfile "$deb" | tar -t > "$tmp/control"
+grep -q 'postinst$' "$tmp/control" || { echo "no postinst"; cat "$tmp/control"; exit 1; }
 
 echo "--- dpkg -x into a scratch root"
 dpkg -x "$deb" "$tmp/root"
 "$tmp/root/usr/bin/paas-runner" version
 "$tmp/root/usr/bin/paas-runner" config check "$tmp/root/etc/paas-runner/config.toml.example"
-dpkg-deb --info "$deb" | grep -q 'Package: paas-runner'
+dpkg-deb --info "$deb" > "$tmp/info"
+grep -q 'Package: paas-runner' "$tmp/info"
 
 echo "--- container image"
 if docker info >/dev/null 2>&1; then

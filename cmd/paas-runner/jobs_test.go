@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,29 +22,12 @@ import (
 	"gitlab.com/paas-runner/paas-runner/coordinator/gitlabfake"
 	"gitlab.com/paas-runner/paas-runner/executors"
 	"gitlab.com/paas-runner/paas-runner/executors/executortest"
+	"gitlab.com/paas-runner/paas-runner/internal/testlog"
 	"gitlab.com/paas-runner/paas-runner/metrics"
 	"gitlab.com/paas-runner/paas-runner/quota"
 )
 
 const jobsTestRunnerToken = "glrt-jobs-cli-test-runner-token-abcdef"
-
-// lockedBuffer is a goroutine-safe log sink.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // runningDaemon is `paas-runner run CONFIG` in a goroutine, with a fake
 // executor against gitlabfake; launched jobs are held until released.
@@ -116,7 +99,7 @@ state_file = "` + filepath.Join(dir, "state.json") + `"
 
 	ctx, cancel := context.WithCancel(context.WithoutCancel(t.Context()))
 	done := make(chan error, 1)
-	errOut := &lockedBuffer{}
+	errOut := &testlog.Buffer{}
 	go func() {
 		app := newApp()
 		app.Writer, app.ErrWriter = errOut, errOut
@@ -183,7 +166,7 @@ func runJobsApp(t *testing.T, args ...string) (string, error) {
 }
 
 func exitCodeOf(err error) int {
-	if ec, ok := err.(cli.ExitCoder); ok {
+	if ec, ok := errors.AsType[cli.ExitCoder](err); ok {
 		return ec.ExitCode()
 	}
 	return -1
@@ -261,7 +244,7 @@ func TestJobsAgainstRunningDaemon(t *testing.T) {
 	texts = append(texts, detail, byID, missing)
 
 	// SIGUSR1 logs the redacted dump with the counters.
-	logs := &lockedBuffer{}
+	logs := &testlog.Buffer{}
 	log.SetOutput(logs)
 	require.NoError(t, syscall.Kill(os.Getpid(), syscall.SIGUSR1))
 	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "dump of tracked jobs and counters") },
