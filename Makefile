@@ -56,7 +56,8 @@ chaos:
 ## fuzz: run every fuzz target for FUZZTIME, one after the other.
 FUZZTIME ?= 10s
 FUZZ_TARGETS := FuzzParse:./config FuzzDecode:./state FuzzImportHeptapod:./state \
-	FuzzParseJob:./coordinator FuzzParseRange:./coordinator FuzzRewriteDependencyProxy:./paas/deploy
+	FuzzParseJob:./coordinator FuzzParseRange:./coordinator FuzzRewriteDependencyProxy:./paas/deploy \
+	FuzzEncodeMatchesMarshal:./state
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	  echo "== $${t%%:*} ($${t#*:}, $(FUZZTIME))"; \
