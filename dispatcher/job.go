@@ -336,14 +336,12 @@ func (d *Dispatcher) provision(j *job) {
 		j.launchStart = d.clock.Now()
 	}
 	j.busy[laneMain] = true
-	store, ex, spec := d.store, j.r.exec, j.spec()
+	ex, spec := j.r.exec, j.spec()
+	// Intent before action: the resource name in spec is already durable.
+	// Every tracked job comes either from the polling operation, which
+	// synced its intent record before accepting the job, or from the state
+	// file itself; no second fsync is needed before the creating call.
 	d.op(classLaunch, func(ctx context.Context) func() {
-		if err := store.Sync(ctx); err != nil {
-			return func() {
-				j.busy[laneMain] = false
-				d.retryMain(j, fmt.Errorf("persist intent: %w", err), d.provision)
-			}
-		}
 		res, err := ex.Provision(ctx, spec)
 		return func() {
 			j.busy[laneMain] = false
