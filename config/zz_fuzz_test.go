@@ -1,7 +1,6 @@
 package config_test
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -9,19 +8,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"gitlab.com/paas-runner/paas-runner/config"
+	"gitlab.com/paas-runner/paas-runner/internal/fuzzseed"
 )
 
 // FuzzParse feeds arbitrary TOML to the loader: Parse and Validate never
 // panic, Parse either fails or returns a configuration, and a Secret never
 // prints its value. Seeds: every file of testdata/ and testdata/fuzz/FuzzParse.
 func FuzzParse(f *testing.F) {
-	files, err := filepath.Glob(filepath.Join("testdata", "*.toml"))
-	require.NoError(f, err)
-	for _, name := range files {
-		data, err := os.ReadFile(name)
-		require.NoError(f, err)
-		f.Add(data)
-	}
+	fuzzseed.AddFiles(f, filepath.Join("testdata", "*.toml"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, err := config.Parse(data)
 		if err != nil {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"gitlab.com/paas-runner/paas-runner/internal/fuzzseed"
 )
 
 // marshalFile is the reference encoding: encoding/json of the whole File,
@@ -262,13 +264,7 @@ func TestFileStoreUnencodableJob(t *testing.T) {
 // the bytes encoding/json gives (or fails when it fails). Seeds:
 // testdata/*.json.
 func FuzzEncodeMatchesMarshal(f *testing.F) {
-	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
-	require.NoError(f, err)
-	for _, name := range files {
-		data, err := os.ReadFile(name)
-		require.NoError(f, err)
-		f.Add(data)
-	}
+	fuzzseed.AddFiles(f, filepath.Join("testdata", "*.json"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		file, _, err := Decode(data, map[string]string{"glrt-abc": "3fa9c2d17b04"})
 		if err != nil {

@@ -1,12 +1,12 @@
 package state_test
 
 import (
-	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"gitlab.com/paas-runner/paas-runner/internal/fuzzseed"
 	"gitlab.com/paas-runner/paas-runner/state"
 )
 
@@ -18,13 +18,7 @@ var fuzzRunners = map[string]string{"glrt-abc": "3fa9c2d17b04", "ABCDEFGH": "012
 // file, and whatever it accepts survives an Encode/Decode round trip with
 // the same jobs. Seeds: testdata/*.json and testdata/fuzz/FuzzDecode.
 func FuzzDecode(f *testing.F) {
-	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
-	require.NoError(f, err)
-	for _, name := range files {
-		data, err := os.ReadFile(name)
-		require.NoError(f, err)
-		f.Add(data)
-	}
+	fuzzseed.AddFiles(f, filepath.Join("testdata", "*.json"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		file, _, err := state.Decode(data, fuzzRunners)
 		if err != nil {
@@ -49,13 +43,7 @@ func FuzzDecode(f *testing.F) {
 // FuzzImportHeptapod feeds arbitrary bytes to the Heptapod state import:
 // it never panics and either fails or returns a file.
 func FuzzImportHeptapod(f *testing.F) {
-	files, err := filepath.Glob(filepath.Join("testdata", "heptapod-*.json"))
-	require.NoError(f, err)
-	for _, name := range files {
-		data, err := os.ReadFile(name)
-		require.NoError(f, err)
-		f.Add(data)
-	}
+	fuzzseed.AddFiles(f, filepath.Join("testdata", "heptapod-*.json"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		file, _, err := state.ImportHeptapod(data, fuzzRunners)
 		if err != nil {
