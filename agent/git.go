@@ -47,6 +47,11 @@ func gitStrategy(job *coordinator.Job) string {
 // a go-git auth method (nil without credentials).
 func splitRepoURL(raw string) (string, transport.AuthMethod, error) {
 	u, err := url.Parse(raw)
+	if err != nil && strings.Contains(raw, "://") {
+		// Never echo raw: it may hold the job token as user info, and the
+		// error reaches the agent's own (unmasked) log.
+		return "", nil, errors.New("invalid repository URL in the job payload")
+	}
 	if err != nil || u.Scheme == "" || len(u.Scheme) == 1 {
 		// A local path (or Windows drive letter): no credentials.
 		return raw, nil, nil //nolint:nilerr // a plain path is valid

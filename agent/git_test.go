@@ -178,3 +178,18 @@ func TestSplitRepoURL(t *testing.T) {
 		})
 	}
 }
+
+// An unparsable URL holding credentials is refused without echoing them
+// (the raw URL used to become the remote, the job log line and the error).
+func TestSplitRepoURLUnparsableKeepsSecret(t *testing.T) {
+	for _, in := range []string{
+		"https://gitlab-ci-token:s3cr3t-tok@gitlab.example.test/a/b%zz.git",
+		"https://gitlab-ci-token:s3cr3t-tok@gitlab.example.test:port/a/b.git",
+	} {
+		got, auth, err := splitRepoURL(in)
+		require.Error(t, err)
+		require.NotContains(t, err.Error(), "s3cr3t-tok")
+		require.NotContains(t, got, "s3cr3t-tok")
+		require.Nil(t, auth)
+	}
+}
