@@ -625,15 +625,11 @@ func tomlLines(text string) []tomlLine {
 	return lines
 }
 
-// removeRunners returns data without the runner sections whose index is in
-// drop, after checking that the result still parses to exactly the runners
+// removeRunners returns data (parsed as cfg) without the runner sections
+// whose index is in drop, after checking that the result still parses to exactly the runners
 // that must remain (same url and token, same order).
-func removeRunners(data []byte, drop []int) ([]byte, error) {
+func removeRunners(data []byte, cfg *config.Config, drop []int) ([]byte, error) {
 	text := string(data)
-	cfg, err := config.Parse(data)
-	if err != nil {
-		return nil, fmt.Errorf("parse config: %w", err)
-	}
 	secs := runnerSections(text)
 	if len(secs) != len(cfg.Runners) {
 		return nil, fmt.Errorf("cannot edit the file safely: found %d [[runners]] headers for %d runners", len(secs), len(cfg.Runners))

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"net/http"
-	"os"
 
 	"github.com/urfave/cli/v2"
 
@@ -37,13 +36,9 @@ func runUnregister(c *cli.Context) error {
 		return cli.Exit("unregister: give either --name NAME or --all", 2)
 	}
 	path := c.Args().First()
-	data, err := os.ReadFile(path)
+	data, cfg, err := readConfigFile(path)
 	if err != nil {
-		return cli.Exit(fmt.Sprintf("unregister: read config: %v", err), 1)
-	}
-	cfg, err := config.Parse(data)
-	if err != nil {
-		return cli.Exit(fmt.Sprintf("unregister: %v", err), 1)
+		return cli.Exit("unregister: "+err.Error(), 1)
 	}
 	var selected []int
 	for i, r := range cfg.Runners {
@@ -72,14 +67,9 @@ func runUnregister(c *cli.Context) error {
 		removed = append(removed, i)
 	}
 	if len(removed) > 0 {
-		out, err := removeRunners(data, removed)
-		if err == nil {
-			err = writeFileAtomic(path, out)
-		}
-		if err != nil {
+		if err := dropRunners(c, path, data, cfg, removed); err != nil {
 			return cli.Exit(fmt.Sprintf("unregister: remove runners from %s: %v", path, err), 1)
 		}
-		warnQuotaReference(c, cfg, removed)
 	}
 	if failed {
 		return cli.Exit("unregister: some runners could not be unregistered", 1)

@@ -41,13 +41,9 @@ func runVerify(c *cli.Context) error {
 		return cli.Exit("verify: exactly one CONFIG argument is required", 2)
 	}
 	path := c.Args().First()
-	data, err := os.ReadFile(path)
+	data, cfg, err := readConfigFile(path)
 	if err != nil {
-		return cli.Exit(fmt.Sprintf("verify: read config: %v", err), 1)
-	}
-	cfg, err := config.Parse(data)
-	if err != nil {
-		return cli.Exit(fmt.Sprintf("verify: %v", err), 1)
+		return cli.Exit("verify: "+err.Error(), 1)
 	}
 	sysID, err := coordinator.LoadSystemID(path)
 	if err != nil {
@@ -68,15 +64,10 @@ func runVerify(c *cli.Context) error {
 		}
 	}
 	if len(invalid) > 0 && c.Bool("delete") {
-		out, err := removeRunners(data, invalid)
-		if err == nil {
-			err = writeFileAtomic(path, out)
-		}
-		if err != nil {
+		if err := dropRunners(c, path, data, cfg, invalid); err != nil {
 			return cli.Exit(fmt.Sprintf("verify: remove invalid runners: %v", err), 1)
 		}
 		fmt.Fprintf(w, "Removed %d invalid runner(s) from %s.\n", len(invalid), path)
-		warnQuotaReference(c, cfg, invalid)
 		invalid = nil
 	}
 	if failed || len(invalid) > 0 {
@@ -99,6 +90,35 @@ func verifyRunner(c *cli.Context, r *config.Runner, sysID string) (runnerVerdict
 	default:
 		return verdictUnknown, "cannot check: " + err.Error()
 	}
+}
+
+// readConfigFile reads and parses the configuration file at path, keeping
+// its bytes for an in-place edit with dropRunners.
+func readConfigFile(path string) ([]byte, *config.Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read config: %w", err)
+	}
+	cfg, err := config.Parse(data)
+	if err != nil {
+		return nil, nil, err
+	}
+	return data, cfg, nil
+}
+
+// dropRunners removes the runner sections whose index is in drop from the
+// file at path (data, parsed as cfg), leaving the rest of the file as is,
+// and warns when the quota reference runner was among them.
+func dropRunners(c *cli.Context, path string, data []byte, cfg *config.Config, drop []int) error {
+	out, err := removeRunners(data, cfg, drop)
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(path, out); err != nil {
+		return err
+	}
+	warnQuotaReference(c, cfg, drop)
+	return nil
 }
 
 // warnQuotaReference warns when quota_computation.reference_runner names a
