@@ -173,7 +173,7 @@ func writeJobTable(w io.Writer, list metrics.JobList) error {
 	fmt.Fprintln(tw, "JOB ID\tRUNNER\tFLAVOR\tWEIGHT\tPHASE\tRESOURCE ID\tACQUIRED\tSTARTED\tFINISHED")
 	for _, j := range list.Jobs {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.JobID, j.Runner, flavorText(j.Flavor),
-			weightText(j), j.Phase, orDash(j.ResourceID), timeText(j.AcquiredAt), timeText(j.StartedAt), timeText(j.FinishedAt))
+			weightText(j), j.Phase, dash(j.ResourceID), timeText(j.AcquiredAt), timeText(j.StartedAt), timeText(j.FinishedAt))
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write table: %w", err)
@@ -181,6 +181,7 @@ func writeJobTable(w io.Writer, list metrics.JobList) error {
 	return nil
 }
 
+// flavorText names the flavor a job asked for, "default" when none.
 func flavorText(f string) string {
 	if f == "" {
 		return "default"
@@ -195,13 +196,6 @@ func weightText(j metrics.Job) string {
 		return fmt.Sprintf("0 (%.2f)", j.ExpectedWeight)
 	}
 	return strconv.FormatFloat(j.Weight, 'f', 2, 64)
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }
 
 func timeText(t *time.Time) string {
@@ -245,14 +239,14 @@ func writeJobDetail(w io.Writer, j metrics.Job) error {
 	row("Flavor", flavorText(j.Flavor))
 	row("Weight", fmt.Sprintf("%.2f counted, %.2f expected", j.Weight, j.ExpectedWeight))
 	row("Phase", j.Phase)
-	row("Resource ID", orDash(j.ResourceID))
-	row("Resource name", orDash(j.ResourceName))
+	row("Resource ID", dash(j.ResourceID))
+	row("Resource name", dash(j.ResourceName))
 	row("Acquired", timeText(j.AcquiredAt))
 	row("Started", timeText(j.StartedAt))
 	row("Finished", timeText(j.FinishedAt))
-	row("Failure owed", orDash(j.FailureOwed))
+	row("Failure owed", dash(j.FailureOwed))
 	row("Decommission attempts", strconv.Itoa(j.DecommissionAttempts))
-	row("Last error", orDash(j.LastError))
+	row("Last error", dash(j.LastError))
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write job: %w", err)
 	}

@@ -241,6 +241,7 @@ func showTable(w io.Writer, sc *stateConfig, f *state.File) error {
 	return nil
 }
 
+// dash is s, or "-" when s is empty (table cells).
 func dash(s string) string {
 	if s == "" {
 		return "-"
