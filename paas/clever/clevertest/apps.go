@@ -40,10 +40,7 @@ func (s *Server) Apps() []App {
 	defer s.mu.Unlock()
 	out := make([]App, 0, len(s.order))
 	for _, id := range s.order {
-		a := *s.apps[id]
-		a.Create = maps.Clone(a.Create)
-		a.Env = maps.Clone(a.Env)
-		out = append(out, a)
+		out = append(out, s.apps[id].clone())
 	}
 	return out
 }
@@ -56,10 +53,15 @@ func (s *Server) App(id string) (App, bool) {
 	if !ok {
 		return App{}, false
 	}
+	return a.clone(), true
+}
+
+// clone copies a, maps included.
+func (a *App) clone() App {
 	c := *a
 	c.Create = maps.Clone(a.Create)
 	c.Env = maps.Clone(a.Env)
-	return c, true
+	return c
 }
 
 // Live returns the applications not deleted.
@@ -139,13 +141,23 @@ func (s *Server) serveEnv(w http.ResponseWriter, r *http.Request, orga, appID st
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	a, ok := s.apps[appID]
-	if !ok || a.Deleted || a.Orga != orga {
-		writeError(w, 404, 4004, "Not Found: the application does not exist")
+	a, ok := s.liveAppLocked(w, orga, appID)
+	if !ok {
 		return
 	}
 	a.Env, a.EnvRaw = env, raw
 	writeJSON(w, 200, s.appJSONLocked(a))
+}
+
+// liveAppLocked returns the application appID of orga, or writes a Clever
+// 404 when it does not exist (anymore) there.
+func (s *Server) liveAppLocked(w http.ResponseWriter, orga, appID string) (*App, bool) {
+	a, ok := s.apps[appID]
+	if !ok || a.Deleted || a.Orga != orga {
+		writeError(w, 404, 4004, "Not Found: the application does not exist")
+		return nil, false
+	}
+	return a, true
 }
 
 func (s *Server) repoStateLocked(a *App) string {

@@ -99,6 +99,20 @@ func (s *Server) injected(endpoint string) (status int, after bool, latency time
 	return 0, false, f.latency
 }
 
+// sleep waits d (an injected latency), or less when the client gives up:
+// then it returns false.
+func sleep(r *http.Request, d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	select {
+	case <-time.After(d):
+		return true
+	case <-r.Context().Done():
+		return false
+	}
+}
+
 // writeFault writes an injected failure: JSON Clever errors for 4xx, a
 // plain-text body for 500 (real Clever does that too), Retry-After on 429.
 func writeFault(w http.ResponseWriter, status int) {

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
-	"time"
 
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
@@ -139,12 +138,8 @@ func (s *Server) serveGit(w http.ResponseWriter, r *http.Request) {
 	}
 	if receive {
 		status, _, latency := s.injected(EndpointPush)
-		if latency > 0 {
-			select {
-			case <-time.After(latency):
-			case <-r.Context().Done():
-				return
-			}
+		if !sleep(r, latency) {
+			return
 		}
 		if reject || status != 0 {
 			if status == 0 {

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"time"
 )
 
 // RequireScheme makes organisation routes accept only this Authorization
@@ -49,12 +48,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	status, after, latency := s.injected(endpoint)
-	if latency > 0 {
-		select {
-		case <-time.After(latency):
-		case <-r.Context().Done():
-			return
-		}
+	if !sleep(r, latency) {
+		return
 	}
 	if status != 0 && !after {
 		writeFault(w, status)
@@ -133,10 +128,9 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, endpoint, orga
 		s.serveCreate(w, r, orga)
 	case EndpointGet:
 		s.mu.Lock()
-		a, ok := s.apps[appID]
-		if !ok || a.Deleted || a.Orga != orga {
+		a, ok := s.liveAppLocked(w, orga, appID)
+		if !ok {
 			s.mu.Unlock()
-			writeError(w, 404, 4004, "Not Found: the application does not exist")
 			return
 		}
 		body := s.appJSONLocked(a)
@@ -147,10 +141,9 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, endpoint, orga
 		s.serveEnv(w, r, orga, appID)
 	case EndpointDelete:
 		s.mu.Lock()
-		a, ok := s.apps[appID]
-		if !ok || a.Deleted || a.Orga != orga {
+		a, ok := s.liveAppLocked(w, orga, appID)
+		if !ok {
 			s.mu.Unlock()
-			writeError(w, 404, 4004, "Not Found: the application does not exist")
 			return
 		}
 		a.Deleted = true
