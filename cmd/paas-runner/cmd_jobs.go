@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -172,21 +173,13 @@ func writeJobTable(w io.Writer, list metrics.JobList) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "JOB ID\tRUNNER\tFLAVOR\tWEIGHT\tPHASE\tRESOURCE ID\tACQUIRED\tSTARTED\tFINISHED")
 	for _, j := range list.Jobs {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.JobID, j.Runner, flavorText(j.Flavor),
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.JobID, j.Runner, cmp.Or(j.Flavor, "default"),
 			weightText(j), j.Phase, dash(j.ResourceID), timeText(j.AcquiredAt), timeText(j.StartedAt), timeText(j.FinishedAt))
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write table: %w", err)
 	}
 	return nil
-}
-
-// flavorText names the flavor a job asked for, "default" when none.
-func flavorText(f string) string {
-	if f == "" {
-		return "default"
-	}
-	return f
 }
 
 // weightText is the weight counted in the quota, with the flavor's weight
@@ -236,7 +229,7 @@ func writeJobDetail(w io.Writer, j metrics.Job) error {
 	row("Job ID", strconv.FormatInt(j.JobID, 10))
 	row("Runner", fmt.Sprintf("%s (%s)", j.Runner, j.RunnerID))
 	row("Project ID", strconv.FormatInt(j.ProjectID, 10))
-	row("Flavor", flavorText(j.Flavor))
+	row("Flavor", cmp.Or(j.Flavor, "default"))
 	row("Weight", fmt.Sprintf("%.2f counted, %.2f expected", j.Weight, j.ExpectedWeight))
 	row("Phase", j.Phase)
 	row("Resource ID", dash(j.ResourceID))
