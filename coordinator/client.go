@@ -300,7 +300,9 @@ func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
 
 // httpError builds the typed error of an answer.
 func (c *Client) httpError(resp *http.Response, body []byte, secrets []config.Secret) *HTTPError {
-	b := string(body)
+	// Scrub before truncating: a secret cut by the truncation would no
+	// longer match and its start would be kept.
+	b := scrub(strings.TrimSpace(string(body)), secrets)
 	if len(b) > maxErrorBody {
 		b = b[:maxErrorBody] + "…"
 	}
@@ -308,7 +310,7 @@ func (c *Client) httpError(resp *http.Response, body []byte, secrets []config.Se
 		Method:     resp.Request.Method,
 		URL:        safeURL(resp.Request.URL),
 		StatusCode: resp.StatusCode,
-		Body:       scrub(strings.TrimSpace(b), secrets),
+		Body:       b,
 		Header:     resp.Header.Clone(),
 	}
 	if d, ok := retryAfter(resp, c.opts.Now()); ok {

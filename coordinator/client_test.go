@@ -526,3 +526,19 @@ func TestRegistrationCalls(t *testing.T) {
 		require.Empty(t, rec.Query, "%s %s: no token in URLs", rec.Method, rec.Endpoint)
 	}
 }
+
+// An error body echoing a token across the truncation limit keeps no part
+// of it (the body used to be truncated first, then scrubbed, so a cut
+// token no longer matched and its start reached errors and logs).
+func TestHTTPErrorBodyScrubbedBeforeTruncation(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = w.Write([]byte(strings.Repeat("x", 500) + runnerToken + " was refused"))
+	}))
+	defer srv.Close()
+	cl := coordinator.New(srv.URL, config.Secret(runnerToken), coordinator.Options{RetryMax: -1})
+	_, err := cl.RequestJob(t.Context())
+	require.Error(t, err)
+	require.Equal(t, http.StatusBadRequest, coordinator.StatusCode(err))
+	require.NotContains(t, err.Error(), runnerToken[:8])
+}
