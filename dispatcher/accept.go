@@ -183,12 +183,7 @@ func (d *Dispatcher) accepted(j *job, next func(*job)) {
 // dropUnaccepted stops tracking a job the coordinator did not give us:
 // nothing is reported, its quota is released.
 func (d *Dispatcher) dropUnaccepted(j *job) {
-	j.setTimer(laneMain, nil)
-	j.rec.Phase = state.PhaseDecommissioning
-	j.rec.FinishedAt = d.clock.Now()
-	j.rec.Payload = nil
-	j.payload = nil
-	d.keepOrDecommission(j, false)
+	d.endLaunch(j, false)
 	d.put(j)
 	d.maybeForget(j)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"time"
 
@@ -51,7 +52,7 @@ type AssembleOptions struct {
 func Assemble(cfg *config.Config, log logrus.FieldLogger, o AssembleOptions) (*Dispatcher, func(ctx context.Context) error, error) {
 	if log == nil {
 		l := logrus.New()
-		l.SetOutput(discard{})
+		l.SetOutput(io.Discard)
 		log = l
 	}
 	var cleanups []func(ctx context.Context) error

@@ -2,6 +2,7 @@ package dispatcher
 
 import (
 	"context"
+	"io"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -79,7 +80,7 @@ func (c *countingStore) Delete(k state.Key) {
 // coordinator and executor, so that owner work dominates.
 func BenchmarkEventHandling(b *testing.B) {
 	log := logrus.New()
-	log.SetOutput(discard{})
+	log.SetOutput(io.Discard)
 	cfg := config.Default()
 	cfg.Concurrent = 200
 	cfg.PaasMaxConcurrentProvisioning = 100

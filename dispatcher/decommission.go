@@ -4,7 +4,20 @@ import (
 	"context"
 
 	"github.com/sirupsen/logrus"
+
+	"gitlab.com/paas-runner/paas-runner/state"
 )
+
+// endLaunch ends the job's main lane: it is over (nothing left to launch,
+// its payload dropped) and its resource is deleted, or kept when keep.
+func (d *Dispatcher) endLaunch(j *job, keep bool) {
+	j.setTimer(laneMain, nil)
+	j.rec.Phase = state.PhaseDecommissioning
+	j.rec.FinishedAt = d.clock.Now()
+	j.rec.Payload = nil
+	j.payload = nil
+	d.keepOrDecommission(j, keep)
+}
 
 // keepOrDecommission deletes the job's resource, or keeps it (tracked,
 // released from the quota). A job without resource is released now.

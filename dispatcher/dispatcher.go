@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -189,7 +190,7 @@ func New(cfg *config.Config, opts Options) (*Dispatcher, error) {
 	}
 	if d.log == nil {
 		l := logrus.New()
-		l.SetOutput(discard{})
+		l.SetOutput(io.Discard)
 		d.log = l
 	}
 	if d.store == nil {
@@ -233,10 +234,6 @@ func New(cfg *config.Config, opts Options) (*Dispatcher, error) {
 	d.publish()
 	return d, nil
 }
-
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 // limits derives the ledger limits from cfg, with the given weighted quota.
 func (d *Dispatcher) limits(cfg *config.Config, weightQuota float64) quota.Limits {

@@ -45,15 +45,10 @@ func (d *Dispatcher) launchFailed(j *job, err error, msg string, reason coordina
 // failJob records a failure report owed to the coordinator and releases or
 // deletes the resource.
 func (d *Dispatcher) failJob(j *job, msg string, reason coordinator.FailureReason, keep bool) {
-	j.setTimer(laneMain, nil)
-	j.rec.Phase = state.PhaseDecommissioning
-	j.rec.FinishedAt = d.clock.Now()
-	j.rec.Payload = nil
-	j.payload = nil
 	j.rec.PendingFailure = &state.Failure{Reason: string(reason), Message: msg}
 	j.lineWritten = false
 	j.reportAttempts, j.reportBackoff = 0, 0
-	d.keepOrDecommission(j, keep)
+	d.endLaunch(j, keep)
 	d.put(j)
 	d.report(j)
 }
@@ -63,14 +58,7 @@ func (d *Dispatcher) failJob(j *job, msg string, reason coordinator.FailureReaso
 func (d *Dispatcher) stopLaunch(j *job, status string) {
 	j.log.WithField("status", status).Info("job is over on the coordinator; launch stopped")
 	d.obs.LaunchFailed(j.label(), "canceled")
-	j.setTimer(laneMain, nil)
-	j.rec.Phase = state.PhaseDecommissioning
-	j.rec.FinishedAt = d.clock.Now()
-	j.rec.Payload = nil
-	j.payload = nil
-	d.keepOrDecommission(j, false)
-	d.put(j)
-	d.maybeForget(j)
+	d.dropUnaccepted(j)
 }
 
 // report writes the owed failure line into the job log, then reports the

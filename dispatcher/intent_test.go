@@ -2,6 +2,7 @@ package dispatcher
 
 import (
 	"context"
+	"io"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -49,7 +50,7 @@ func (c *intentChecker) Provision(ctx context.Context, spec executors.JobSpec) (
 func TestIntentIsDurableBeforeProvision(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.json")
 	log := logrus.New()
-	log.SetOutput(&discard{})
+	log.SetOutput(io.Discard)
 	store, err := state.Open(path, log)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = store.Close(context.Background()) })

@@ -267,7 +267,7 @@ func (d *Dispatcher) pollFailed(r *runner, err error) {
 	r.backoffUntil = d.clock.Now().Add(wait)
 	r.lastError = err.Error()
 	l := r.log.WithError(err).WithField("retry_in", wait.Round(time.Millisecond))
-	if httpStatus(err) == http.StatusForbidden {
+	if statusOf(err) == http.StatusForbidden {
 		if !r.forbidden {
 			l.Error("coordinator rejected the runner token (403); backing this runner off, the others continue")
 		}
@@ -278,9 +278,6 @@ func (d *Dispatcher) pollFailed(r *runner, err error) {
 	r.pollTimer.cancel()
 	r.pollTimer = d.at(r.backoffUntil, func() { d.maybePoll(r) })
 }
-
-// httpStatus returns the HTTP status carried by err, or 0.
-func httpStatus(err error) int { return statusOf(err) }
 
 // statistics is the "JSON statistics:" line (reference §11.3 keys).
 type statistics struct {

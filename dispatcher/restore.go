@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -311,7 +312,7 @@ func (d *Dispatcher) deleteOrphan(r *runner, name string) {
 	var hint *coordinator.Job
 	if _, id, ok := state.ParseResourceName(executors.ResourcePrefix(&r.cfg), name); ok {
 		hint = &coordinator.Job{ID: id}
-	} else if i := lastDash(name); i >= 0 {
+	} else if i := strings.LastIndexByte(name, '-'); i >= 0 {
 		if id, err := strconv.ParseInt(name[i+1:], 10, 64); err == nil {
 			hint = &coordinator.Job{ID: id}
 		}
@@ -330,13 +331,4 @@ func (d *Dispatcher) deleteOrphan(r *runner, name string) {
 			d.obs.OrphanDeleted(r.label)
 		}
 	})
-}
-
-func lastDash(s string) int {
-	for i := len(s) - 1; i >= 0; i-- {
-		if s[i] == '-' {
-			return i
-		}
-	}
-	return -1
 }

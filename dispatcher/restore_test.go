@@ -2,6 +2,7 @@ package dispatcher
 
 import (
 	"context"
+	"io"
 	"math/rand/v2"
 	"path/filepath"
 	"sync/atomic"
@@ -21,7 +22,7 @@ import (
 
 func quietLog() *logrus.Logger {
 	l := logrus.New()
-	l.SetOutput(discard{})
+	l.SetOutput(io.Discard)
 	return l
 }
 
