@@ -80,7 +80,7 @@ func benchmarkRestore(b *testing.B, n int64) {
 	}
 	data, err := Encode(&File{Jobs: jobs})
 	require.NoError(b, err)
-	require.NoError(b, WriteFileAtomic(path, data))
+	require.NoError(b, writeFileAtomic(path, data))
 	log, _ := test.NewNullLogger()
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
@@ -111,7 +111,7 @@ func BenchmarkIntentSync100(b *testing.B) {
 	var writes atomic.Int64
 	s, err := Open(filepath.Join(b.TempDir(), "state.json"), log, withWriteFile(func(p string, d []byte) error {
 		writes.Add(1)
-		return WriteFileAtomic(p, d)
+		return writeFileAtomic(p, d)
 	}))
 	require.NoError(b, err)
 	b.Cleanup(func() { _ = s.Close(context.WithoutCancel(b.Context())) })

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"gitlab.com/paas-runner/paas-runner/internal/atomicfile"
 )
 
 // Default retry back-off of a failed state write.
@@ -108,7 +110,7 @@ func Open(path string, log logrus.FieldLogger, opts ...Option) (*FileStore, erro
 		retryMin:   DefaultRetryMin,
 		retryMax:   DefaultRetryMax,
 		now:        time.Now,
-		writeFile:  WriteFileAtomic,
+		writeFile:  writeFileAtomic,
 		backupName: func(p string) string { return p + ".heptapod-backup" },
 	}
 	for _, opt := range opts {
@@ -570,47 +572,10 @@ func (s *FileStore) assemble(savedAt time.Time) ([]byte, error) {
 	return b, nil
 }
 
-// WriteFileAtomic replaces path with data: it writes a temporary file in
-// the same directory (mode 0600), fsyncs it, renames it over path and
-// fsyncs the directory. A reader sees the old or the new content, never a
-// mix, even after a crash.
-func WriteFileAtomic(path string, data []byte) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("create temporary state file: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			_ = tmp.Close()
-			_ = os.Remove(tmp.Name())
-		}
-	}()
-	if err := tmp.Chmod(FileMode); err != nil {
-		return fmt.Errorf("chmod temporary state file: %w", err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return fmt.Errorf("write temporary state file: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("fsync temporary state file: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("close temporary state file: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("rename state file: %w", err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("open state directory: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsync state directory: %w", err)
+// writeFileAtomic replaces path with data atomically, with mode FileMode.
+func writeFileAtomic(path string, data []byte) error {
+	if err := atomicfile.Write(path, data, FileMode); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
 }

@@ -154,7 +154,7 @@ func (w *blockingWriter) write(path string, data []byte) error {
 		w.failures.Add(-1)
 		return errDiskFull
 	}
-	return WriteFileAtomic(path, data)
+	return writeFileAtomic(path, data)
 }
 
 func TestFileStoreCoalescesWrites(t *testing.T) {

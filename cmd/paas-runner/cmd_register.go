@@ -20,6 +20,7 @@ import (
 
 	"gitlab.com/paas-runner/paas-runner/config"
 	"gitlab.com/paas-runner/paas-runner/coordinator"
+	"gitlab.com/paas-runner/paas-runner/internal/atomicfile"
 )
 
 // Defaults of `paas-runner register` for a configuration file it creates.
@@ -392,40 +393,11 @@ func tomlString(s string) string {
 	return b.String()
 }
 
-// writeFileAtomic replaces path with data: temp file in the same
-// directory, fsync, mode 0600, rename, fsync of the directory. On failure
-// the original file is untouched.
-func writeFileAtomic(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
+// writeFileAtomic replaces the configuration file path with data (mode
+// 0600); on failure the original file is untouched.
+func writeFileAtomic(path string, data []byte) error {
+	if err := atomicfile.Write(path, data, 0o600); err != nil {
 		return fmt.Errorf("write config: %w", err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(tmp)
-		}
-	}()
-	if err = f.Chmod(0o600); err != nil {
-		return fmt.Errorf("write config: %w", err)
-	}
-	if _, err = f.Write(data); err != nil {
-		return fmt.Errorf("write config: %w", err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("write config: %w", err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("write config: %w", err)
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write config: %w", err)
-	}
-	if d, derr := os.Open(dir); derr == nil {
-		_ = d.Sync()
-		_ = d.Close()
 	}
 	return nil
 }
