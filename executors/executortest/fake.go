@@ -118,17 +118,12 @@ func NewFake(cloud *Cloud, r *config.Runner, opts Options) *Fake {
 		rng:      rand.New(rand.NewPCG(opts.Seed, 0xfa4e)),
 		calls:    make(map[Op]int),
 	}
+	staticFlavors, staticDef := executors.StaticFlavors(r)
 	if f.flavors == nil {
-		f.flavors = make(quota.Flavors)
-		for name, fl := range r.StaticFlavors() {
-			f.flavors[name] = quota.Flavor{Name: name, APIName: name, MemoryMiB: fl.MemoryMiB, CPUs: fl.CPUs}
-		}
+		f.flavors = staticFlavors
 	}
 	if f.def == "" {
-		f.def = r.LocalDefaultFlavor
-	}
-	if f.def == "" {
-		f.def = "M"
+		f.def = staticDef
 	}
 	if f.log == nil {
 		l := logrus.New()
@@ -258,15 +253,7 @@ func (f *Fake) ExpectedWeight(_ context.Context, job *coordinator.Job) (float64,
 }
 
 func (f *Fake) flavor(job *coordinator.Job) (quota.Flavor, error) {
-	requested, _ := job.Variable(quota.FlavorVariable)
-	fl, err := quota.Select(f.flavors, requested, f.def, f.max)
-	if err != nil {
-		if fe, ok := errors.AsType[*quota.FlavorError](err); ok {
-			return quota.Flavor{}, &executors.JobError{Public: fe.Msg, Reason: coordinator.ScriptFailure, Cause: err}
-		}
-		return quota.Flavor{}, fmt.Errorf("select flavor of job %d: %w", job.ID, err)
-	}
-	return fl, nil
+	return executors.SelectFlavor(f.flavors, job, f.def, f.max)
 }
 
 // MaxWeight implements executors.Executor: the weight of the max flavor, or

@@ -86,14 +86,7 @@ func New(r *config.Runner, deps executors.Deps, opts Options) (*Executor, error)
 		l.SetOutput(nopWriter{})
 		log = l
 	}
-	flavors := quota.Flavors{}
-	for name, f := range r.StaticFlavors() {
-		flavors[name] = quota.Flavor{Name: name, APIName: name, MemoryMiB: f.MemoryMiB, CPUs: f.CPUs}
-	}
-	def := r.LocalDefaultFlavor
-	if def == "" {
-		def = config.DefaultLocalDefaultFlavor
-	}
+	flavors, def := executors.StaticFlavors(r)
 	return &Executor{
 		runner:  r,
 		docker:  opts.Docker,
@@ -158,18 +151,7 @@ func (e *Executor) ExpectedWeight(_ context.Context, job *coordinator.Job) (floa
 }
 
 func (e *Executor) flavor(job *coordinator.Job) (quota.Flavor, error) {
-	var requested string
-	if job != nil {
-		requested, _ = job.Variable(quota.FlavorVariable)
-	}
-	fl, err := quota.Select(e.flavors, requested, e.def, "")
-	if err != nil {
-		if fe, ok := errors.AsType[*quota.FlavorError](err); ok {
-			return quota.Flavor{}, &executors.JobError{Public: fe.Msg, Reason: coordinator.ScriptFailure, Cause: err}
-		}
-		return quota.Flavor{}, fmt.Errorf("select flavor: %w", err)
-	}
-	return fl, nil
+	return executors.SelectFlavor(e.flavors, job, e.def, "")
 }
 
 // MaxWeight implements executors.Executor.

@@ -35,9 +35,6 @@ const (
 	BuildsDir    = "builds"
 )
 
-// DefaultFlavor is the single flavor (weight 1) used without local_flavors.
-const DefaultFlavor = config.DefaultLocalDefaultFlavor
-
 // ErrExists is returned by Provision when the work directory already exists
 // (use Adopt).
 var ErrExists = errors.New("work directory already exists")
@@ -69,6 +66,7 @@ type Executor struct {
 	opts    Options
 	root    string
 	flavors quota.Flavors
+	def     string // flavor of jobs that ask for none
 
 	mu       sync.Mutex
 	children map[string]chan struct{} // guarded by mu: dir → closed once reaped
@@ -91,16 +89,14 @@ func New(r *config.Runner, deps executors.Deps, opts Options) (*Executor, error)
 	if err != nil {
 		return nil, fmt.Errorf("runner %q: work_root: %w", r.Label(), err)
 	}
-	fl := quota.Flavors{}
-	for name, f := range r.StaticFlavors() {
-		fl[name] = quota.Flavor{Name: name, APIName: name, MemoryMiB: f.MemoryMiB, CPUs: f.CPUs}
-	}
+	fl, def := executors.StaticFlavors(r)
 	return &Executor{
 		runner:   r,
 		log:      log.WithFields(logrus.Fields{"runner": r.Label(), "executor": config.ExecutorLocalProcess}),
 		opts:     opts,
 		root:     root,
 		flavors:  fl,
+		def:      def,
 		children: map[string]chan struct{}{},
 	}, nil
 }
@@ -116,30 +112,11 @@ func (e *Executor) Flavors(context.Context) (quota.Flavors, error) {
 	return maps.Clone(e.flavors), nil
 }
 
-func (e *Executor) selectFlavor(job *coordinator.Job) (quota.Flavor, error) {
-	requested := ""
-	if job != nil {
-		requested, _ = job.Variable(quota.FlavorVariable)
-	}
-	def := e.runner.LocalDefaultFlavor
-	if len(e.runner.LocalFlavors) == 0 || def == "" {
-		def = DefaultFlavor
-	}
-	fl, err := quota.Select(e.flavors, requested, def, "")
-	if err != nil {
-		if fe, ok := errors.AsType[*quota.FlavorError](err); ok {
-			return quota.Flavor{}, &executors.JobError{Public: fe.Error(), Reason: coordinator.ScriptFailure, Cause: err}
-		}
-		return quota.Flavor{}, fmt.Errorf("select flavor: %w", err)
-	}
-	return fl, nil
-}
-
 // ExpectedWeight implements executors.Executor: 1 without local_flavors,
 // else the weight of the flavor the job asks for (CI_CLEVER_CLOUD_FLAVOR,
 // default local_default_flavor); an unknown flavor is a *JobError.
 func (e *Executor) ExpectedWeight(_ context.Context, job *coordinator.Job) (float64, error) {
-	fl, err := e.selectFlavor(job)
+	fl, err := executors.SelectFlavor(e.flavors, job, e.def, "")
 	if err != nil {
 		return 0, err
 	}
