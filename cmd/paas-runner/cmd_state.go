@@ -112,18 +112,28 @@ func (sc *stateConfig) label(shortID string) string {
 	return shortID
 }
 
+// readState reads the state file without taking the lock and logs its
+// warnings.
+func (sc *stateConfig) readState() (*state.File, []string, error) {
+	f, warnings, err := state.ReadFile(sc.path, sc.heptapod)
+	if err != nil {
+		return nil, nil, cli.Exit(err.Error(), 1)
+	}
+	for _, w := range warnings {
+		log.Warn(w)
+	}
+	return f, warnings, nil
+}
+
 // stateShow implements `paas-runner state show`.
 func stateShow(c *cli.Context) error {
 	sc, err := loadStateConfig(c, 1, false)
 	if err != nil {
 		return err
 	}
-	f, warnings, err := state.ReadFile(sc.path, sc.heptapod)
+	f, warnings, err := sc.readState()
 	if err != nil {
-		return cli.Exit(err.Error(), 1)
-	}
-	for _, w := range warnings {
-		log.Warn(w)
+		return err
 	}
 	if c.Bool("json") {
 		return showJSON(c.App.Writer, sc, f, warnings)
@@ -348,12 +358,9 @@ func stateReconcile(c *cli.Context) error {
 
 	// List first, then read the tracked jobs (see state.Plan).
 	execs, listed, problems := listResources(c, sc)
-	f, warnings, err := state.ReadFile(sc.path, sc.heptapod)
+	f, _, err := sc.readState()
 	if err != nil {
-		return cli.Exit(err.Error(), 1)
-	}
-	for _, wn := range warnings {
-		log.Warn(wn)
+		return err
 	}
 	rec := state.Plan(f.Jobs, listed, sc.cfg.PaasFinishedJobsKeepResources)
 
