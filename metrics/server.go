@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -74,7 +75,7 @@ func WithCoordinatorURLs(urls map[string]string) ServerOption {
 func NewServer(addr string, reg *prometheus.Registry, d SnapshotSource, readiness func() error, log logrus.FieldLogger, opts ...ServerOption) *Server {
 	if log == nil {
 		l := logrus.New()
-		l.SetOutput(discard{})
+		l.SetOutput(io.Discard)
 		log = l
 	}
 	s := &Server{addr: addr, src: d, readiness: readiness, log: log, done: make(chan struct{})}
@@ -267,8 +268,3 @@ func (s *Server) debugJobs(w http.ResponseWriter, _ *http.Request) {
 	}
 	_, _ = w.Write([]byte(b.String()))
 }
-
-// discard is an io.Writer dropping everything.
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
