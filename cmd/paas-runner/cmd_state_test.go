@@ -87,7 +87,9 @@ state_file = "` + fx.statePath + `"
 	return fx
 }
 
-func runStateApp(t *testing.T, args ...string) (string, error) {
+// runCLI runs `paas-runner ARGS…` and returns its combined output and the
+// error it ended with (nil for exit 0).
+func runCLI(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	var out bytes.Buffer
 	app := newApp()
@@ -109,7 +111,7 @@ func TestStateShow(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			out, err := runStateApp(t, tc.args...)
+			out, err := runCLI(t, tc.args...)
 			require.NoError(t, err)
 			for _, w := range tc.want {
 				require.Contains(t, out, w)
@@ -125,7 +127,7 @@ func TestStateReconcile(t *testing.T) {
 	prefix := executors.ResourcePrefix(fx.runner)
 	orphan := executors.ResourceName(fx.runner, 2)
 
-	out, err := runStateApp(t, "state", "reconcile", "--dry-run", fx.cfgPath)
+	out, err := runCLI(t, "state", "reconcile", "--dry-run", fx.cfgPath)
 	require.NoError(t, err)
 	require.Contains(t, out, "orphan "+orphan)
 	require.Contains(t, out, "would delete")
@@ -135,13 +137,13 @@ func TestStateReconcile(t *testing.T) {
 	executors.Register(config.ExecutorFake, executortest.Factory(fx.cloud, executortest.Options{
 		Failures: map[executortest.Op]executortest.Failure{executortest.OpDecommission: {Rate: 1}},
 	}))
-	out, err = runStateApp(t, "state", "reconcile", fx.cfgPath)
+	out, err = runCLI(t, "state", "reconcile", fx.cfgPath)
 	require.ErrorContains(t, err, "delete orphan "+orphan)
 	require.Contains(t, out, "NOT deleted")
 	require.Equal(t, 2, fx.cloud.Live(prefix))
 
 	executors.Register(config.ExecutorFake, executortest.Factory(fx.cloud, executortest.Options{}))
-	out, err = runStateApp(t, "state", "reconcile", fx.cfgPath)
+	out, err = runCLI(t, "state", "reconcile", fx.cfgPath)
 	require.NoError(t, err)
 	require.Contains(t, out, "1 orphan(s) deleted")
 	require.Equal(t, []string{executors.ResourceName(fx.runner, 1)}, fx.cloud.Names(prefix), "the tracked resource stays")
@@ -149,9 +151,9 @@ func TestStateReconcile(t *testing.T) {
 	unlock, err := state.Lock(fx.statePath)
 	require.NoError(t, err)
 	defer unlock()
-	_, err = runStateApp(t, "state", "reconcile", fx.cfgPath)
+	_, err = runCLI(t, "state", "reconcile", fx.cfgPath)
 	require.ErrorContains(t, err, "daemon", "refused while the daemon holds the lock")
-	_, err = runStateApp(t, "state", "reconcile", "--dry-run", fx.cfgPath)
+	_, err = runCLI(t, "state", "reconcile", "--dry-run", fx.cfgPath)
 	require.NoError(t, err, "a dry run needs no lock")
 }
 
@@ -180,7 +182,7 @@ func TestStateForget(t *testing.T) {
 			}
 			args := append([]string{"state", "forget"}, tc.args[:len(tc.args)-1]...)
 			args = append(args, fx.cfgPath, tc.args[len(tc.args)-1])
-			out, err := runStateApp(t, args...)
+			out, err := runCLI(t, args...)
 			if tc.wantErr != "" {
 				require.ErrorContains(t, err, tc.wantErr)
 				return

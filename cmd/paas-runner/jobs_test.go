@@ -153,18 +153,6 @@ func (rd *runningDaemon) waitLaunched(t *testing.T, n int) []int64 {
 	return ids
 }
 
-// runJobsApp runs `paas-runner jobs ARGS…` and returns its output.
-func runJobsApp(t *testing.T, args ...string) (string, error) {
-	t.Helper()
-	var out bytes.Buffer
-	app := newApp()
-	app.Writer = &out
-	app.ErrWriter = &out
-	app.ExitErrHandler = func(*cli.Context, error) {}
-	err := app.RunContext(t.Context(), append([]string{"paas-runner", "jobs"}, args...))
-	return out.String(), err
-}
-
 func exitCodeOf(err error) int {
 	if ec, ok := errors.AsType[cli.ExitCoder](err); ok {
 		return ec.ExitCode()
@@ -185,7 +173,7 @@ func TestJobsAgainstRunningDaemon(t *testing.T) {
 	// given.
 	var table string
 	require.Eventually(t, func() bool {
-		out, err := runJobsApp(t, "list", "--address", rd.addr)
+		out, err := runCLI(t, "jobs", "list", "--address", rd.addr)
 		require.NoError(t, err)
 		table = out
 		return strings.Count(out, " running ") == len(ids)
@@ -206,12 +194,12 @@ func TestJobsAgainstRunningDaemon(t *testing.T) {
 		}
 		require.Contains(t, row, " "+wantFlavor+" ")
 	}
-	fromConfig, err := runJobsApp(t, "list", "--config", rd.cfgPath)
+	fromConfig, err := runCLI(t, "jobs", "list", "--config", rd.cfgPath)
 	require.NoError(t, err)
 	require.Equal(t, strings.Count(table, "\n"), strings.Count(fromConfig, "\n"))
 
 	// --json parses and matches.
-	out, err := runJobsApp(t, "list", "--json", "--address", "http://"+rd.addr)
+	out, err := runCLI(t, "jobs", "list", "--json", "--address", "http://"+rd.addr)
 	require.NoError(t, err)
 	var list metrics.JobList
 	require.NoError(t, json.Unmarshal([]byte(out), &list))
@@ -226,18 +214,18 @@ func TestJobsAgainstRunningDaemon(t *testing.T) {
 	texts := []string{table, out}
 
 	// inspect: detail, JSON, unknown job.
-	detail, err := runJobsApp(t, "inspect", "--address", rd.addr, fmt.Sprintf("cli/%d", ids[1]))
+	detail, err := runCLI(t, "jobs", "inspect", "--address", rd.addr, fmt.Sprintf("cli/%d", ids[1]))
 	require.NoError(t, err)
 	require.Contains(t, detail, fmt.Sprintf("Job ID:                 %d", ids[1]))
 	t.Log("jobs inspect:\n" + detail)
 	require.Contains(t, detail, "XL")
 	require.Contains(t, detail, list.Jobs[1].ResourceID)
-	byID, err := runJobsApp(t, "inspect", "--json", "--config", rd.cfgPath, fmt.Sprintf("%s/%d", list.Jobs[1].RunnerID, ids[1]))
+	byID, err := runCLI(t, "jobs", "inspect", "--json", "--config", rd.cfgPath, fmt.Sprintf("%s/%d", list.Jobs[1].RunnerID, ids[1]))
 	require.NoError(t, err)
 	var one metrics.Job
 	require.NoError(t, json.Unmarshal([]byte(byID), &one))
 	require.Equal(t, list.Jobs[1], one)
-	missing, err := runJobsApp(t, "inspect", "--address", rd.addr, "cli/999999")
+	missing, err := runCLI(t, "jobs", "inspect", "--address", rd.addr, "cli/999999")
 	require.Error(t, err)
 	require.Equal(t, 1, exitCodeOf(err))
 	require.Contains(t, err.Error(), "no tracked job 999999")
@@ -273,7 +261,7 @@ func TestJobsAgainstRunningDaemon(t *testing.T) {
 		require.NoError(t, rd.gl.SimulateRun(id, "done\n", gitlabfake.StateSuccess))
 	}
 	require.Eventually(t, func() bool {
-		out, err := runJobsApp(t, "list", "--address", rd.addr)
+		out, err := runCLI(t, "jobs", "list", "--address", rd.addr)
 		require.NoError(t, err)
 		return strings.TrimSpace(out) == "no tracked jobs"
 	}, 20*time.Second, 10*time.Millisecond)
@@ -310,7 +298,7 @@ func TestJobsUsageAndAddressErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := runJobsApp(t, tc.args...)
+			_, err := runCLI(t, append([]string{"jobs"}, tc.args...)...)
 			require.Error(t, err)
 			require.Equal(t, tc.code, exitCodeOf(err), err.Error())
 			require.Contains(t, err.Error(), tc.contains)
