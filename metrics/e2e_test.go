@@ -25,6 +25,7 @@ import (
 	"gitlab.com/paas-runner/paas-runner/executors"
 	"gitlab.com/paas-runner/paas-runner/executors/executortest"
 	"gitlab.com/paas-runner/paas-runner/internal/testlog"
+	"gitlab.com/paas-runner/paas-runner/internal/testwait"
 	"gitlab.com/paas-runner/paas-runner/metrics"
 	"gitlab.com/paas-runner/paas-runner/quota"
 	"gitlab.com/paas-runner/paas-runner/state"
@@ -179,18 +180,7 @@ outer:
 // waitLaunched returns the ids of the next n launched jobs.
 func (dm *daemon) waitLaunched(t *testing.T, n int) []int64 {
 	t.Helper()
-	timeout := time.NewTimer(20 * time.Second)
-	defer timeout.Stop()
-	var ids []int64
-	for len(ids) < n {
-		select {
-		case id := <-dm.launched:
-			ids = append(ids, id)
-		case <-timeout.C:
-			t.Fatalf("only %d of %d jobs launched", len(ids), n)
-		}
-	}
-	return ids
+	return testwait.Receive(t, dm.launched, n, 20*time.Second, "jobs launched")
 }
 
 func TestEndToEndMetricsFollowTheLedger(t *testing.T) {

@@ -23,6 +23,7 @@ import (
 	"gitlab.com/paas-runner/paas-runner/executors"
 	"gitlab.com/paas-runner/paas-runner/executors/executortest"
 	"gitlab.com/paas-runner/paas-runner/internal/testlog"
+	"gitlab.com/paas-runner/paas-runner/internal/testwait"
 	"gitlab.com/paas-runner/paas-runner/metrics"
 	"gitlab.com/paas-runner/paas-runner/quota"
 )
@@ -139,18 +140,7 @@ func (rd *runningDaemon) enqueue(flavor string) int64 {
 
 func (rd *runningDaemon) waitLaunched(t *testing.T, n int) []int64 {
 	t.Helper()
-	timeout := time.NewTimer(20 * time.Second)
-	defer timeout.Stop()
-	var ids []int64
-	for len(ids) < n {
-		select {
-		case id := <-rd.launched:
-			ids = append(ids, id)
-		case <-timeout.C:
-			t.Fatalf("only %d of %d jobs launched", len(ids), n)
-		}
-	}
-	return ids
+	return testwait.Receive(t, rd.launched, n, 20*time.Second, "jobs launched")
 }
 
 func exitCodeOf(err error) int {
