@@ -71,8 +71,8 @@ func JobFromView(v dispatcher.JobView) Job {
 	}
 }
 
-// JobListFromSnapshot converts a snapshot to the API's job list.
-func JobListFromSnapshot(s dispatcher.Snapshot) JobList {
+// jobListFromSnapshot converts a snapshot to the API's job list.
+func jobListFromSnapshot(s dispatcher.Snapshot) JobList {
 	l := JobList{Time: s.Time.UTC(), Stopping: s.Stopping, Jobs: make([]Job, 0, len(s.Jobs))}
 	for _, v := range s.Jobs {
 		l.Jobs = append(l.Jobs, JobFromView(v))

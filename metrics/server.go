@@ -216,7 +216,7 @@ type apiError struct {
 }
 
 func (s *Server) jobs(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, JobListFromSnapshot(s.src.Snapshot()))
+	writeJSON(w, http.StatusOK, jobListFromSnapshot(s.src.Snapshot()))
 }
 
 func (s *Server) job(w http.ResponseWriter, r *http.Request) {

@@ -200,9 +200,6 @@ func ensureMode(path string) error {
 	return nil
 }
 
-// Path returns the state file's path.
-func (s *FileStore) Path() string { return s.path }
-
 // Warnings returns what Open could not map exactly when importing (see
 // ImportHeptapod); they were also logged.
 func (s *FileStore) Warnings() []string { return s.warnings }
