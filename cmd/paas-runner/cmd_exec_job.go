@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"os/signal"
@@ -41,16 +42,9 @@ func execJobCommand() *cli.Command {
 			case err != nil:
 				return cli.Exit(fmt.Sprintf("exec-job: %v", err), code)
 			case code != 0:
-				return cli.Exit(fmt.Sprintf("exec-job: job %s (%s)", execJobStateName(res.State, "aborted"), res.FailureReason), code)
+				return cli.Exit(fmt.Sprintf("exec-job: job %s (%s)", cmp.Or(res.State, "aborted"), res.FailureReason), code)
 			}
 			return nil
 		},
 	}
-}
-
-func execJobStateName(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
