@@ -39,7 +39,7 @@ var notForwarded = map[string]bool{
 // extraKeys returns the keys of a raw runner table that Runner does not
 // declare, deep-copied, with secret-looking values wrapped as Secret.
 func extraKeys(rr map[string]any) map[string]any {
-	known := runnerKeys()
+	known := runnerKeys
 	var extra map[string]any
 	for k, v := range rr {
 		if known[k] {
@@ -117,29 +117,29 @@ func secretName(name string) bool {
 		strings.Contains(n, "password") || strings.HasSuffix(n, "key")
 }
 
-// RevealValue returns a deep copy of v in which every Secret is replaced by
+// revealValue returns a deep copy of v in which every Secret is replaced by
 // its real value (a plain string). Use it only to write the inner runner's
 // configuration.
-func RevealValue(v any) any {
+func revealValue(v any) any {
 	switch t := v.(type) {
 	case Secret:
 		return t.Reveal()
 	case map[string]any:
 		out := make(map[string]any, len(t))
 		for k, e := range t {
-			out[k] = RevealValue(e)
+			out[k] = revealValue(e)
 		}
 		return out
 	case []map[string]any:
 		out := make([]map[string]any, len(t))
 		for i, e := range t {
-			out[i], _ = RevealValue(e).(map[string]any)
+			out[i], _ = revealValue(e).(map[string]any)
 		}
 		return out
 	case []any:
 		out := make([]any, len(t))
 		for i, e := range t {
-			out[i] = RevealValue(e)
+			out[i] = revealValue(e)
 		}
 		return out
 	default:
@@ -151,7 +151,7 @@ func RevealValue(v any) any {
 // the unknown keys of the section ([runners.docker], [runners.cache],
 // custom_build_dir, limit, environment, …) as the file had them.
 func (r *Runner) ForwardedTable() map[string]any {
-	out, _ := RevealValue(r.Extra).(map[string]any)
+	out, _ := revealValue(r.Extra).(map[string]any)
 	if out == nil {
 		out = make(map[string]any)
 	}
@@ -217,7 +217,7 @@ func (c *Config) Redacted() *Config {
 		if r.Extra != nil {
 			r.Extra = make(map[string]any, len(c.Runners[i].Extra))
 			for k, v := range c.Runners[i].Extra {
-				r.Extra[k] = maskValue([]string{k}, RevealValue(v))
+				r.Extra[k] = maskValue([]string{k}, revealValue(v))
 			}
 		}
 		cp.Runners[i] = r

@@ -124,7 +124,7 @@ func TestExtraSecretWrapping(t *testing.T) {
 			got := maskValue(tc.path, tc.value)
 			_, isSecret := got.(Secret)
 			require.Equal(t, tc.secret, isSecret)
-			require.Equal(t, tc.value, RevealValue(got))
+			require.Equal(t, tc.value, revealValue(got))
 		})
 	}
 }

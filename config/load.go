@@ -187,7 +187,7 @@ func isZeroNumber(v any) bool {
 // per-runner key: unknown global keys, and unknown keys inside tables that
 // paas-runner owns (quota_computation, paas_job_trace_watch, local_flavors).
 func (c *Config) collectUnknownKeys(md toml.MetaData, rawRunners []map[string]any) {
-	known := runnerKeys()
+	known := runnerKeys
 	var reported reportedPaths
 	for _, key := range md.Undecoded() {
 		if len(key) == 0 {
@@ -260,10 +260,8 @@ func hasPath(m map[string]any, path []string) bool {
 	return true
 }
 
-// runnerKeys returns the set of TOML keys of Runner.
-func runnerKeys() map[string]bool {
-	return tomlKeys(reflect.TypeFor[Runner]())
-}
+// runnerKeys is the set of TOML keys of Runner (read-only).
+var runnerKeys = tomlKeys(reflect.TypeFor[Runner]())
 
 func tomlKeys(t reflect.Type) map[string]bool {
 	keys := make(map[string]bool, t.NumField())
