@@ -53,8 +53,8 @@ type JobList struct {
 	Jobs []Job `json:"jobs"`
 }
 
-// JobFromView converts a snapshot's job view to its API form.
-func JobFromView(v dispatcher.JobView) Job {
+// jobFromView converts a snapshot's job view to its API form.
+func jobFromView(v dispatcher.JobView) Job {
 	ts := func(t time.Time) *time.Time {
 		if t.IsZero() {
 			return nil
@@ -67,7 +67,7 @@ func JobFromView(v dispatcher.JobView) Job {
 		Flavor: v.Flavor, ExpectedWeight: v.ExpectedWeight, Weight: v.Weight, Phase: v.Phase,
 		ResourceID: v.ResourceID, ResourceName: v.ResourceName,
 		AcquiredAt: ts(v.AcquiredAt), StartedAt: ts(v.StartedAt), FinishedAt: ts(v.FinishedAt),
-		FailureOwed: v.FailureOwed, DecommissionAttempts: v.DecommissionAttempts, LastError: RedactText(v.LastError),
+		FailureOwed: v.FailureOwed, DecommissionAttempts: v.DecommissionAttempts, LastError: redactText(v.LastError),
 	}
 }
 
@@ -75,7 +75,7 @@ func JobFromView(v dispatcher.JobView) Job {
 func jobListFromSnapshot(s dispatcher.Snapshot) JobList {
 	l := JobList{Time: s.Time.UTC(), Stopping: s.Stopping, Jobs: make([]Job, 0, len(s.Jobs))}
 	for _, v := range s.Jobs {
-		l.Jobs = append(l.Jobs, JobFromView(v))
+		l.Jobs = append(l.Jobs, jobFromView(v))
 	}
 	return l
 }
@@ -83,23 +83,23 @@ func jobListFromSnapshot(s dispatcher.Snapshot) JobList {
 // userinfoRE matches the credentials of a URL (scheme://user:pass@).
 var userinfoRE = regexp.MustCompile(`(://)[^/@\s"']+@`)
 
-// RedactText masks URL credentials (scheme://user:token@host) in an
+// redactText masks URL credentials (scheme://user:token@host) in an
 // internal error text before it is served or dumped: errors are built
 // without tokens, this is a second line of defence.
-func RedactText(s string) string {
+func redactText(s string) string {
 	return userinfoRE.ReplaceAllString(s, "${1}[MASKED]@")
 }
 
 // RedactSnapshot returns a copy of s whose error texts went through
-// RedactText (s itself is shared and immutable).
+// redactText (s itself is shared and immutable).
 func RedactSnapshot(s dispatcher.Snapshot) dispatcher.Snapshot {
 	s.Jobs = slices.Clone(s.Jobs)
 	for i := range s.Jobs {
-		s.Jobs[i].LastError = RedactText(s.Jobs[i].LastError)
+		s.Jobs[i].LastError = redactText(s.Jobs[i].LastError)
 	}
 	s.Runners = slices.Clone(s.Runners)
 	for i := range s.Runners {
-		s.Runners[i].LastError = RedactText(s.Runners[i].LastError)
+		s.Runners[i].LastError = redactText(s.Runners[i].LastError)
 	}
 	return s
 }

@@ -228,7 +228,7 @@ func (s *Server) job(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, v := range s.src.Snapshot().Jobs {
 		if v.JobID == id && (v.Runner == runner || v.RunnerID == runner) {
-			writeJSON(w, http.StatusOK, JobFromView(v))
+			writeJSON(w, http.StatusOK, jobFromView(v))
 			return
 		}
 	}

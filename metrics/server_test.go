@@ -201,7 +201,7 @@ func TestRedaction(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.in, func(t *testing.T) {
-			require.Equal(t, tc.want, RedactText(tc.in))
+			require.Equal(t, tc.want, redactText(tc.in))
 		})
 	}
 

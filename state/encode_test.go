@@ -24,7 +24,7 @@ func marshalFile(t *testing.T, f *File) []byte {
 	if out.Jobs == nil {
 		out.Jobs = []Job{}
 	}
-	SortJobs(out.Jobs)
+	sortJobs(out.Jobs)
 	b, err := json.Marshal(&out)
 	require.NoError(t, err)
 	return append(b, '\n')
@@ -161,7 +161,7 @@ func TestAppendJobRejectsWhatMarshalRejects(t *testing.T) {
 func TestFileStoreWritesEncode(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.json")
 	saved := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
-	s, _ := openTest(t, path, WithClock(func() time.Time { return saved }))
+	s, _ := openTest(t, path, withClock(func() time.Time { return saved }))
 	check := func() {
 		t.Helper()
 		require.NoError(t, s.Sync(t.Context()))
@@ -196,7 +196,7 @@ func TestFileStoreWritesEncode(t *testing.T) {
 
 	// Reopening encodes the loaded jobs: the next write is the same file.
 	require.NoError(t, s.Close(t.Context()))
-	s, _ = openTest(t, path, WithClock(func() time.Time { return saved }))
+	s, _ = openTest(t, path, withClock(func() time.Time { return saved }))
 	s.Put(testJob("z", 1))
 	s.Delete(Key{Runner: "z", JobID: 1})
 	check()
@@ -208,7 +208,7 @@ func TestFileStoreWritesEncode(t *testing.T) {
 func TestFileStoreRandomChanges(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.json")
 	saved := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
-	s, _ := openTest(t, path, WithClock(func() time.Time { return saved }))
+	s, _ := openTest(t, path, withClock(func() time.Time { return saved }))
 	rng := rand.New(rand.NewPCG(1, 2))
 	for round := range 60 {
 		for range rng.IntN([]int{5, 200}[round%2]) {
@@ -239,7 +239,7 @@ func TestFileStoreRandomChanges(t *testing.T) {
 // writes (as a failing disk would) until it is replaced or deleted.
 func TestFileStoreUnencodableJob(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.json")
-	s, _ := openTest(t, path, WithRetryBackoff(time.Millisecond, time.Millisecond))
+	s, _ := openTest(t, path, withRetryBackoff(time.Millisecond, time.Millisecond))
 	s.Put(testJob("r", 1))
 	require.NoError(t, s.Sync(t.Context()))
 	bad := testJob("r", 2)

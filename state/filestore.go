@@ -46,14 +46,14 @@ func WithHeptapodRunners(runners map[string]string) Option {
 	return func(o *options) { o.runners = runners }
 }
 
-// WithRetryBackoff sets the back-off between retries of a failed write: it
+// withRetryBackoff sets the back-off between retries of a failed write: it
 // starts at minDelay and doubles up to maxDelay.
-func WithRetryBackoff(minDelay, maxDelay time.Duration) Option {
+func withRetryBackoff(minDelay, maxDelay time.Duration) Option {
 	return func(o *options) { o.retryMin, o.retryMax = minDelay, maxDelay }
 }
 
-// WithClock sets the clock that stamps saved_at.
-func WithClock(now func() time.Time) Option {
+// withClock sets the clock that stamps saved_at.
+func withClock(now func() time.Time) Option {
 	return func(o *options) { o.now = now }
 }
 
@@ -214,7 +214,7 @@ func (s *FileStore) Load() (*File, error) {
 			jobs = append(jobs, e.job.clone())
 		}
 	}
-	SortJobs(jobs)
+	sortJobs(jobs)
 	return &File{Version: Version, SavedAt: s.savedAt, Jobs: jobs}, nil
 }
 
@@ -223,7 +223,7 @@ func snapshotLocked(m map[Key]Job, savedAt time.Time) *File {
 	for _, j := range m {
 		jobs = append(jobs, j.clone())
 	}
-	SortJobs(jobs)
+	sortJobs(jobs)
 	return &File{Version: Version, SavedAt: savedAt, Jobs: jobs}
 }
 

@@ -200,7 +200,7 @@ func TestFileStoreWriteFailureSurfacedAndRetried(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.json")
 	w := newBlockingWriter()
 	w.failures.Store(1 << 30)
-	s, hook := openTest(t, path, withWriteFile(w.write), WithRetryBackoff(time.Millisecond, 2*time.Millisecond))
+	s, hook := openTest(t, path, withWriteFile(w.write), withRetryBackoff(time.Millisecond, 2*time.Millisecond))
 	s.Put(testJob("r", 1))
 	<-w.started
 	close(w.release)
@@ -233,7 +233,7 @@ func TestFileStoreCloseReportsUnwritten(t *testing.T) {
 	w := newBlockingWriter()
 	w.failures.Store(1 << 30)
 	close(w.release)
-	s, _ := openTest(t, path, withWriteFile(w.write), WithRetryBackoff(time.Millisecond, time.Millisecond))
+	s, _ := openTest(t, path, withWriteFile(w.write), withRetryBackoff(time.Millisecond, time.Millisecond))
 	s.Put(testJob("r", 1))
 	require.ErrorIs(t, s.Close(t.Context()), errDiskFull)
 	require.ErrorIs(t, s.Sync(t.Context()), ErrClosed)

@@ -14,7 +14,7 @@ import (
 // sorted). The output is compact JSON followed by a newline.
 func Encode(f *File) ([]byte, error) {
 	jobs := f.Jobs
-	SortJobs(jobs)
+	sortJobs(jobs)
 	b, err := appendHeader(make([]byte, 0, 64+400*len(jobs)), f.SavedAt)
 	if err != nil {
 		return nil, err
@@ -88,7 +88,7 @@ func decode(data []byte, runners map[string]string) (*File, []string, bool, erro
 		jobs = []Job{}
 	}
 	f.Jobs = jobs
-	SortJobs(f.Jobs)
+	sortJobs(f.Jobs)
 	return f, warnings, false, nil
 }
 

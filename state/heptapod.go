@@ -88,7 +88,7 @@ func ImportHeptapod(data []byte, runners map[string]string) (*File, []string, er
 	for _, h := range hf.StandbyResources {
 		im.add(h, PhaseDecommissioning, nil, "standby_resources")
 	}
-	SortJobs(im.jobs)
+	sortJobs(im.jobs)
 	return &File{Version: Version, Jobs: im.jobs}, im.warnings, nil
 }
 

@@ -67,7 +67,7 @@ func Plan(tracked []Job, listed map[string][]Listed, keepResources bool) Reconci
 	rec.Orphans, rec.KeptOrphans = planOrphans(tracked, listed, keepResources)
 
 	sorted := slices.Clone(tracked)
-	SortJobs(sorted)
+	sortJobs(sorted)
 	for i := range sorted {
 		j := &sorted[i]
 		list, judged := listed[j.Runner]

@@ -125,9 +125,9 @@ type File struct {
 	Jobs    []Job     `json:"jobs"`
 }
 
-// SortJobs orders jobs by runner, then job id: the order of Load and of the
+// sortJobs orders jobs by runner, then job id: the order of Load and of the
 // file.
-func SortJobs(jobs []Job) {
+func sortJobs(jobs []Job) {
 	slices.SortFunc(jobs, func(a, b Job) int {
 		return cmp.Or(cmp.Compare(a.Runner, b.Runner), cmp.Compare(a.JobID, b.JobID))
 	})
