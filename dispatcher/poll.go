@@ -215,10 +215,12 @@ func (d *Dispatcher) polled(r *runner, j *coordinator.Job, err error, w float64,
 	if err != nil {
 		d.releaseKey(pollKey(r))
 		if errors.Is(err, coordinator.ErrMalformedJob) {
-			// The coordinator assigned a job we cannot decode: without a
-			// readable id and token it cannot be reported; GitLab times it
-			// out. The runner itself is fine: poll on.
-			r.log.WithError(err).Error("acquired a job whose payload cannot be decoded; it cannot be reported and will time out on the coordinator")
+			// The coordinator assigned a job whose id and token cannot even
+			// be read (a readable one is tracked and failed, see
+			// malformedJob): it cannot be accepted nor reported, so the
+			// coordinator re-queues it and finally fails it as stuck. The
+			// runner itself is fine: poll on.
+			r.log.WithError(err).Error("acquired a job whose payload cannot be decoded, not even its id and token; it cannot be accepted nor reported and is left to the coordinator")
 			return
 		}
 		d.pollFailed(r, err)
